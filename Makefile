@@ -1,0 +1,30 @@
+# The two commands of the README. Each creates the virtual environment on first use
+# (.venv, from requirements.txt) and reinstalls when requirements.txt or pyproject.toml change.
+#   make book            execute the notebooks (papermill) and build the book into _build/html
+#   make test            run the whole test suite (unit, notebook smoke runs, book + browser)
+# Options: make book SCALE=smoke|scaled|full   PYTHON=python3.11   VENV=.venv
+
+PYTHON ?= python3
+VENV ?= .venv
+SCALE ?= scaled
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: book test venv clean
+
+book: $(STAMP)
+	$(PY) -m smallbatch.book --scale $(SCALE)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+clean:
+	rm -rf _build

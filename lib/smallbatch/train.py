@@ -1,0 +1,540 @@
+"""One SGD training run: the paper's protocol for a single (m, eta_tilde) point.
+
+The paper writes SGD in sum form with a base learning rate eta_tilde (book: "Learning-rate
+scaling")::
+
+    theta <- theta - eta_tilde * sum_{i=1..m} grad L_i(theta)
+
+With a mean-reduced loss that is ``torch.optim.SGD`` with ``lr = eta = m * eta_tilde``.
+:func:`learning_rate` turns ``base_lr`` into eta for the linear, square-root and no-scaling
+rules; :func:`lr_at_step` applies the step schedule (LR / 10 at 50% and 75% of the
+iterations) and the optional linear warm-up from eta/32 over the first 5% of iterations.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import hashlib
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from . import __version__
+from .data import DATASETS, ImageData, load_data
+from .models import BATCH_NORM_CHOICES, MODELS, build_model, count_parameters
+
+__all__ = [
+    "LR_SCALING_RULES",
+    "WEIGHT_DECAY_SCALINGS",
+    "TrainConfig",
+    "EpochMetrics",
+    "TrainResult",
+    "ConfigError",
+    "learning_rate",
+    "lr_at_step",
+    "config_hash",
+    "validate",
+    "train",
+    "make_optimizer",
+    "sgd_step",
+    "evaluate",
+    "resolve_device",
+]
+
+LR_SCALING_RULES = ("linear", "sqrt", "none")
+WEIGHT_DECAY_SCALINGS = ("per_example", "per_step")
+STATUSES = ("complete", "diverged")
+
+
+class ConfigError(ValueError):
+    """A training configuration that cannot run; the message says what is allowed."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines one run's result. Its hash identifies the run.
+
+    Where to find the data, the device and the progress bar are arguments of :func:`train`,
+    not part of the config: they do not change what is computed (beyond float rounding
+    between devices, which the provenance records).
+    """
+
+    data: str = "fashion-mnist"        # one of smallbatch.data.DATASETS
+    model: str = "resnet8"             # one of smallbatch.models.MODELS
+    batch_norm: str = "all"            # "none" | "all" (| "conv" for alexnet)
+    bn_batch_size: int | None = None   # m_BN: examples per BN statistics group; None = m
+    augment: bool = False              # pad 4 + random crop + random horizontal flip
+    batch_size: int = 32               # m: examples per SGD step
+    base_lr: float = 2.0**-8           # eta_tilde: per-example LR at reference_batch_size
+    lr_scaling: str = "linear"         # eta from eta_tilde: linear (eta = m * eta_tilde),
+                                       # sqrt, none; see learning_rate()
+    reference_batch_size: int = 1      # m_ref where every scaling rule gives m_ref * eta_tilde
+    momentum: float = 0.0              # the paper uses plain SGD
+    weight_decay: float = 0.0          # L2 coefficient lambda (paper: 5e-4 AlexNet, 1e-4 ResNet)
+    weight_decay_scaling: str = "per_example"  # how decay scales with m; see TrainResult docs
+    num_epochs: int = 10               # fixed budget, the same for every (m, eta_tilde)
+    lr_milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of all iterations where
+    lr_decay: float = 0.1                           # the LR is multiplied by lr_decay
+    warmup: bool = False               # linear warm-up from eta / 32 ...
+    warmup_fraction: float = 0.05      # ... over this fraction of all iterations
+    seed: int = 0                      # weight init, shuffling and augmentation
+    train_subset: int | None = None    # stratified training subset size; None = all
+    test_subset: int | None = None     # stratified test subset size; None = all
+    subset_seed: int = 0               # which subset (independent of seed)
+    divergence_loss: float | None = None  # mean batch loss above which the run counts as
+                                          # diverged; None = 10 * ln(num_classes)
+    eval_batch_size: int = 1000        # examples per forward pass when evaluating
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["lr_milestones"] = list(self.lr_milestones)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown TrainConfig field(s): {', '.join(unknown)}; "
+                              f"known fields: {', '.join(sorted(known))}")
+        values = dict(values)
+        if "lr_milestones" in values:
+            values["lr_milestones"] = tuple(values["lr_milestones"])
+        return cls(**values)
+
+    @property
+    def peak_lr(self) -> float:
+        """eta: the LR of one SGD step on the mean loss, before schedule and warm-up."""
+        return learning_rate(self.base_lr, self.batch_size, self.lr_scaling,
+                             self.reference_batch_size)
+
+
+def config_hash(config: TrainConfig) -> str:
+    """A short stable identity for a config: sha256 of its sorted JSON, 16 hex digits."""
+    text = json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def learning_rate(base_lr: float, batch_size: int, rule: str = "linear",
+                  reference_batch_size: int = 1) -> float:
+    """eta for batch size m from the base LR eta_tilde (book: "Learning-rate scaling").
+
+    With m_ref the reference batch size:
+
+    - linear: eta = m * eta_tilde (constant mean update per gradient computation);
+    - sqrt:   eta = m_ref * eta_tilde * sqrt(m / m_ref) (constant update covariance);
+    - none:   eta = m_ref * eta_tilde (the LR of a mean loss held fixed, as TensorFlow
+      Playground does).
+
+    All three agree at m = m_ref; ``base_lr`` is always the per-example LR there.
+    """
+    if rule == "linear":
+        return batch_size * base_lr
+    if rule == "sqrt":
+        return reference_batch_size * base_lr * math.sqrt(batch_size / reference_batch_size)
+    if rule == "none":
+        return reference_batch_size * base_lr
+    raise ConfigError(f"unknown lr_scaling {rule!r}; choose one of: {', '.join(LR_SCALING_RULES)}")
+
+
+def lr_at_step(step: int, total_steps: int, peak_lr: float, *,
+               milestones: tuple[float, ...] = (0.5, 0.75), decay: float = 0.1,
+               warmup: bool = False, warmup_fraction: float = 0.05) -> float:
+    """The LR used for step ``step`` (0-based) of ``total_steps``.
+
+    Step decay: multiplied by ``decay`` once for every milestone fraction f with
+    step >= round(f * total_steps) (the paper: /10 at 50% and 75% of the iterations).
+    Warm-up: over the first ceil(warmup_fraction * total_steps) steps the LR rises linearly
+    from peak_lr / 32 at step 0 towards peak_lr, which it reaches at the end of warm-up.
+    """
+    lr = peak_lr
+    for fraction in milestones:
+        if step >= round(fraction * total_steps):
+            lr *= decay
+    if warmup:
+        warmup_steps = math.ceil(warmup_fraction * total_steps)
+        if step < warmup_steps:
+            start = peak_lr / 32
+            lr = start + (peak_lr - start) * step / warmup_steps
+    return lr
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """Metrics after one epoch. Training metrics are means over the epoch's mini-batches
+    (train mode, augmented data); test metrics use the whole test set in eval mode."""
+
+    epoch: int                 # 1-based
+    train_loss: float
+    train_accuracy: float
+    test_loss: float
+    test_accuracy: float
+    lr: float                  # LR of the epoch's last step
+    examples_seen: int         # training examples processed so far
+    wall_time: float           # seconds since the start of training
+
+
+@dataclass
+class TrainResult:
+    """The outcome of one run.
+
+    ``status`` is "complete" or "diverged". A diverged run stopped when the mean training
+    loss of a check window became non-finite or exceeded the divergence threshold; its
+    ``epochs`` hold the epochs finished before that, ``diverged_epoch`` (1-based) and
+    ``diverged_step`` say where it happened, and ``test_accuracy`` is None.
+
+    ``test_accuracy`` is the paper's headline metric: the median test accuracy of the last
+    five epochs (of all epochs, when there are fewer than five).
+
+    Weight decay (``weight_decay_scaling``): "per_example" puts lambda/2 |theta|^2 into every
+    example's loss, so in sum form the update is eta_tilde * sum_i (g_i + lambda theta): in
+    PyTorch, SGD(weight_decay=lambda) with lr = eta. Decay per epoch is then the same for every
+    m. "per_step" adds lambda/2 |theta|^2 once per step to the summed loss (weight_decay =
+    lambda / m): decay per epoch falls as 1/m.
+    """
+
+    config: TrainConfig
+    status: str
+    epochs: list[EpochMetrics]
+    test_accuracy: float | None
+    diverged_epoch: int | None = None
+    diverged_step: int | None = None
+    num_steps: int = 0
+    num_parameters: int = 0
+    data_label: str = ""
+    wall_time: float = 0.0
+    examples_per_second: float = 0.0
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["config"] = self.config.to_dict()
+        values["config_hash"] = self.config_hash
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainResult":
+        values = dict(values)
+        values.pop("config_hash", None)
+        values["config"] = TrainConfig.from_dict(values["config"])
+        values["epochs"] = [EpochMetrics(**epoch) for epoch in values["epochs"]]
+        return cls(**values)
+
+    def history(self):
+        """Per-epoch metrics as a pandas DataFrame, one row per epoch."""
+        import pandas as pd
+
+        frame = pd.DataFrame([dataclasses.asdict(e) for e in self.epochs],
+                             columns=[f.name for f in dataclasses.fields(EpochMetrics)])
+        frame.insert(0, "config_hash", self.config_hash)
+        return frame
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """"auto" is CUDA when available, else CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise ConfigError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but CUDA is not available here; "
+                          "use --device cpu or auto")
+    return resolved
+
+
+def _positive_int(name: str, value: Any, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be an integer >= 1{' or None' if optional else ''}, "
+                          f"got {value!r}")
+
+
+def validate(config: TrainConfig, num_train: int | None = None) -> None:
+    """Reject configs that cannot run, with a message that says what is allowed.
+
+    ``num_train`` (the training set size after subsetting) enables the batch-size check.
+    """
+    if config.data not in DATASETS:
+        raise ConfigError(f"unknown data set {config.data!r}; choose one of: "
+                          f"{', '.join(DATASETS)}")
+    if config.model not in MODELS:
+        raise ConfigError(f"unknown model {config.model!r}; choose one of: {', '.join(MODELS)}")
+    allowed = BATCH_NORM_CHOICES[config.model]
+    if config.batch_norm not in allowed:
+        raise ConfigError(f"batch_norm={config.batch_norm!r} is not available for "
+                          f"{config.model}; choose one of: {', '.join(allowed)}")
+    _positive_int("batch_size", config.batch_size)
+    _positive_int("num_epochs", config.num_epochs)
+    _positive_int("reference_batch_size", config.reference_batch_size)
+    _positive_int("eval_batch_size", config.eval_batch_size)
+    _positive_int("bn_batch_size", config.bn_batch_size, optional=True)
+    _positive_int("train_subset", config.train_subset, optional=True)
+    _positive_int("test_subset", config.test_subset, optional=True)
+    if config.bn_batch_size is not None:
+        if config.batch_norm == "none":
+            raise ConfigError("bn_batch_size is set but batch_norm is 'none'; "
+                              "leave bn_batch_size unset or turn batch norm on")
+        if config.batch_size % config.bn_batch_size:
+            raise ConfigError(f"bn_batch_size={config.bn_batch_size} does not divide "
+                              f"batch_size={config.batch_size}; use a divisor of the batch "
+                              "size (the batch is split into equal ghost batches)")
+    if not (isinstance(config.base_lr, (int, float)) and math.isfinite(config.base_lr)
+            and config.base_lr > 0):
+        raise ConfigError(f"base_lr must be a finite number > 0, got {config.base_lr!r}")
+    if config.lr_scaling not in LR_SCALING_RULES:
+        raise ConfigError(f"unknown lr_scaling {config.lr_scaling!r}; choose one of: "
+                          f"{', '.join(LR_SCALING_RULES)}")
+    if config.weight_decay_scaling not in WEIGHT_DECAY_SCALINGS:
+        raise ConfigError(f"unknown weight_decay_scaling {config.weight_decay_scaling!r}; "
+                          f"choose one of: {', '.join(WEIGHT_DECAY_SCALINGS)}")
+    if config.weight_decay < 0:
+        raise ConfigError(f"weight_decay must be >= 0, got {config.weight_decay}")
+    if not 0 <= config.momentum < 1:
+        raise ConfigError(f"momentum must be in [0, 1), got {config.momentum}")
+    if any(not 0 < f < 1 for f in config.lr_milestones):
+        raise ConfigError(f"lr_milestones are fractions of all iterations, each in (0, 1); "
+                          f"got {config.lr_milestones}")
+    if not 0 < config.lr_decay <= 1:
+        raise ConfigError(f"lr_decay must be in (0, 1], got {config.lr_decay}")
+    if not 0 < config.warmup_fraction < 1:
+        raise ConfigError(f"warmup_fraction must be in (0, 1), got {config.warmup_fraction}")
+    if config.divergence_loss is not None and not config.divergence_loss > 0:
+        raise ConfigError(f"divergence_loss must be > 0 or None, got {config.divergence_loss}")
+    if num_train is not None and config.batch_size > num_train:
+        raise ConfigError(f"batch_size={config.batch_size} is larger than the training set "
+                          f"({num_train} examples); use at most {num_train} or a larger "
+                          "train_subset")
+
+
+_malloc_tuned = False
+
+
+def _tune_malloc() -> None:
+    """Stop glibc from mmap'ing and unmapping every step's activations.
+
+    By default each large activation buffer is mmap'd and returned to the OS after the step:
+    ~15k page faults per step at m=128. Keeping freed memory in the heap doubled CPU
+    throughput here (shared/PERF_NOTES.md; benchmarks/). Linux/glibc only; a no-op elsewhere.
+    """
+    global _malloc_tuned
+    if _malloc_tuned or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+        libc.mallopt(M_MMAP_MAX, 0)
+        libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+    except (OSError, AttributeError):
+        pass
+    _malloc_tuned = True
+
+
+def _provenance(device: torch.device) -> dict[str, Any]:
+    from .provenance import git_commit
+
+    return {
+        "smallbatch_version": __version__,
+        "git_commit": git_commit(),
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "device": str(device),
+        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                        else platform.processor() or platform.machine()),
+        "threads": torch.get_num_threads(),
+        "hostname": platform.node(),
+    }
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.SGD:
+    """SGD on the mean loss with lr = eta (set per step by :func:`sgd_step`).
+
+    Weight decay follows ``config.weight_decay_scaling`` (see :class:`TrainResult`):
+    "per_example" passes lambda to SGD; "per_step" passes lambda / m.
+    """
+    weight_decay = config.weight_decay
+    if config.weight_decay_scaling == "per_step":
+        weight_decay = config.weight_decay / config.batch_size
+    return torch.optim.SGD(model.parameters(), lr=config.peak_lr, momentum=config.momentum,
+                           weight_decay=weight_decay)
+
+
+def sgd_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+             y: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step on the mean cross-entropy of the batch at learning rate ``lr``.
+
+    With lr = m * eta_tilde this is the paper's sum-form update
+    theta <- theta - eta_tilde * sum_i grad L_i(theta). Returns the loss and the logits.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss, logits
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: ImageData, batch_size: int,
+             channels_last: bool = False) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy on the test set, in eval mode."""
+    model.eval()
+    loss_sum = 0.0
+    correct = 0
+    count = 0
+    for x, y in data.test_batches(batch_size):
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = model(x)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(dim=1) == y).sum().item()
+        count += y.numel()
+    model.train()
+    return loss_sum / count, correct / count
+
+
+def train(config: TrainConfig, *, data: ImageData | None = None, data_root=None,
+          download: bool = False, device: str | torch.device = "auto",
+          progress: bool = True, check_every: int = 20,
+          channels_last: bool | None = None) -> TrainResult:
+    """Train one model with plain SGD and return its per-epoch metrics.
+
+    Args:
+        config: the run; see :class:`TrainConfig`.
+        data: an already loaded data set (to share one across runs); otherwise it is loaded
+            from ``data_root`` (argument, $SMALLBATCH_DATA, or the default root).
+        download: let torchvision download a missing data set.
+        device: "auto" (CUDA when present, else CPU), "cpu", "cuda", ...
+        progress: show a tqdm progress bar.
+        check_every: steps per divergence check (one host sync each).
+        channels_last: NHWC memory layout (faster with oneDNN on CPU); None = on for CPU.
+
+    A run whose loss becomes non-finite or exceeds the divergence threshold is stopped and
+    returned with status "diverged": a result, not an exception. Same config, same seed,
+    same machine: identical metrics.
+    """
+    validate(config)
+    device = resolve_device(device)
+    if data is None:
+        data = load_data(config.data, root=data_root, train_subset=config.train_subset,
+                         test_subset=config.test_subset, subset_seed=config.subset_seed,
+                         download=download, device=device)
+    validate(config, num_train=data.num_train)
+    if device.type == "cpu":
+        _tune_malloc()
+    else:  # fp32 as in the paper: no TF32 matmuls, deterministic convolutions
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    if channels_last is None:
+        channels_last = device.type == "cpu"
+
+    torch.manual_seed(config.seed)
+    channels, height, _ = data.input_shape
+    model = build_model(config.model, in_channels=channels, num_classes=data.num_classes,
+                        input_size=height, batch_norm=config.batch_norm,
+                        bn_batch_size=config.bn_batch_size).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    peak_lr = config.peak_lr
+    optimizer = make_optimizer(model, config)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    steps_per_epoch = data.steps_per_epoch(config.batch_size)
+    total_steps = steps_per_epoch * config.num_epochs
+    threshold = config.divergence_loss or 10 * math.log(data.num_classes)
+    schedule = dict(milestones=config.lr_milestones, decay=config.lr_decay,
+                    warmup=config.warmup, warmup_fraction=config.warmup_fraction)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total_steps, disable=not progress, unit="step", leave=False,
+               desc=f"{config.model} m={config.batch_size} eta~={config.base_lr:g}")
+    epochs: list[EpochMetrics] = []
+    status, diverged_epoch, diverged_step = "complete", None, None
+    step = 0
+    start = time.perf_counter()
+    model.train()
+    for epoch in range(1, config.num_epochs + 1):
+        epoch_loss = torch.zeros((), device=device)
+        epoch_correct = torch.zeros((), device=device, dtype=torch.long)
+        window_loss = torch.zeros((), device=device)
+        window_steps = 0
+        epoch_steps = 0
+        lr = peak_lr
+        for x, y in data.train_batches(config.batch_size, generator=generator,
+                                       augment=config.augment):
+            lr = lr_at_step(step, total_steps, peak_lr, **schedule)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            loss, logits = sgd_step(model, optimizer, x, y, lr)
+            step += 1
+            epoch_steps += 1
+            detached = loss.detach()
+            epoch_loss += detached
+            window_loss += detached
+            epoch_correct += (logits.detach().argmax(dim=1) == y).sum()
+            window_steps += 1
+            if window_steps == check_every or epoch_steps == steps_per_epoch:
+                window_mean = window_loss.item() / window_steps
+                bar.update(window_steps)
+                bar.set_postfix(loss=f"{window_mean:.3f}", refresh=False)
+                window_loss.zero_()
+                window_steps = 0
+                if not math.isfinite(window_mean) or window_mean > threshold:
+                    status, diverged_epoch, diverged_step = "diverged", epoch, step
+                    break
+        if status == "diverged":
+            break
+        test_loss, test_accuracy = evaluate(model, data, config.eval_batch_size, channels_last)
+        epochs.append(EpochMetrics(
+            epoch=epoch,
+            train_loss=epoch_loss.item() / epoch_steps,
+            train_accuracy=epoch_correct.item() / (epoch_steps * config.batch_size),
+            test_loss=test_loss,
+            test_accuracy=test_accuracy,
+            lr=lr,
+            examples_seen=step * config.batch_size,
+            wall_time=time.perf_counter() - start,
+        ))
+    bar.close()
+    wall_time = time.perf_counter() - start
+
+    headline = None
+    if status == "complete":
+        headline = statistics.median(e.test_accuracy for e in epochs[-5:])
+    return TrainResult(
+        config=config,
+        status=status,
+        epochs=epochs,
+        test_accuracy=headline,
+        diverged_epoch=diverged_epoch,
+        diverged_step=diverged_step,
+        num_steps=step,
+        num_parameters=count_parameters(model),
+        data_label=data.label,
+        wall_time=wall_time,
+        examples_per_second=step * config.batch_size / wall_time if wall_time > 0 else 0.0,
+        provenance=_provenance(device),
+    )

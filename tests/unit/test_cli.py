@@ -1,0 +1,57 @@
+"""The command line: `smallbatch train` prints a result as JSON and rejects bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from smallbatch.cli import main, parse_number
+
+
+def test_parse_number_accepts_powers_of_two():
+    assert parse_number("2^-8") == 2.0**-8
+    assert parse_number("2**-3") == 0.125
+    assert parse_number("0.01") == 0.01
+
+
+def test_train_json(capsys):
+    code = main(["train", "--data", "synthetic", "--train-subset", "256", "--test-subset",
+                 "100", "--num-epochs", "1", "--batch-size", "16", "--base-lr", "2^-7",
+                 "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "complete"
+    assert result["config"]["base_lr"] == 2.0**-7
+    assert result["config"]["batch_size"] == 16
+    assert len(result["epochs"]) == 1
+    assert result["num_steps"] == 256 // 16
+
+
+def test_train_stores_result(tmp_path, capsys):
+    code = main(["train", "--data", "synthetic", "--train-subset", "128", "--test-subset",
+                 "50", "--num-epochs", "1", "--quiet", "--results", str(tmp_path)])
+    assert code == 0
+    assert "median test accuracy of the last 5 epochs" in capsys.readouterr().out
+    assert len(list(tmp_path.glob("*.json"))) == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--batch-size", "0"], "batch_size must be an integer >= 1"),
+    (["--base-lr", "-1"], "base_lr must be a finite number > 0"),
+    (["--model", "vgg"], "unknown model 'vgg'"),
+    (["--bn-batch-size", "3"], "bn_batch_size=3 does not divide batch_size=32"),
+])
+def test_train_bad_input_exit_code_and_message(args, message, capsys):
+    code = main(["train", "--data", "synthetic", "--train-subset", "128", *args])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "smallbatch"
+    assert script.exists(), "pip install -e . should put the smallbatch script beside python"
+    out = subprocess.run([str(script), "train", "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "--base-lr" in out and "--bn-batch-size" in out and "--json" in out

@@ -1,8 +1,10 @@
-"""Where a result came from: the code's git commit (with a "-dirty" mark for local edits)."""
+"""Where a result came from: the code's git commit (with a "-dirty" mark for local edits)
+and the machine."""
 
 from __future__ import annotations
 
 import functools
+import platform
 import subprocess
 from pathlib import Path
 
@@ -21,3 +23,15 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{sha}-dirty" if dirty else sha
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_name() -> str:
+    """The CPU model (from /proc/cpuinfo on Linux), else what platform reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

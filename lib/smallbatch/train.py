@@ -349,7 +349,7 @@ def _tune_malloc() -> None:
 
 
 def _provenance(device: torch.device) -> dict[str, Any]:
-    from .provenance import git_commit
+    from .provenance import cpu_name, git_commit
 
     return {
         "smallbatch_version": __version__,
@@ -358,7 +358,7 @@ def _provenance(device: torch.device) -> dict[str, Any]:
         "python_version": platform.python_version(),
         "device": str(device),
         "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                        else platform.processor() or platform.machine()),
+                        else cpu_name()),
         "threads": torch.get_num_threads(),
         "hostname": platform.node(),
     }

@@ -1,0 +1,440 @@
+"""Build the book: execute the notebooks with papermill, then render them with Jupyter Book.
+
+    python -m smallbatch.book [--scale smoke|scaled|full] [--out DIR] [--notebooks PATTERN ...]
+
+1. Every notebook listed in ``_toc.yml`` is executed with papermill, with the parameter
+   ``scale`` injected, in a kernel running this interpreter (see ``kernel_manager``),
+   from the repository root, with ``SMALLBATCH_BOOK_BUILD=1`` so that figures render
+   as static HTML (``smallbatch.render``). The executed copies go to
+   ``_build/executed/``; ``notebooks/`` is never written, it stays without outputs.
+2. A book source tree is staged in ``_build/source/``: ``_config.yml``, ``_toc.yml``,
+   ``book/`` and the executed notebooks, cleaned for a static page (saved widget state
+   and widget outputs removed: a static page could only show a slider that does nothing).
+3. ``jupyter-book build`` renders it with execution off and warnings as errors. The
+   HTML goes to ``_build/html/`` (or ``--out``). ``smallbatch.sphinxext`` puts plotly.js
+   and MathJax into its ``_static``: the book works offline, from its own folder.
+
+The book's pages and the build are described in book/intro.md and README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .render import BUILD_ENV_VAR
+
+__all__ = [
+    "BookBuildError", "build_book", "kernel_manager", "kernel_manager_class", "main",
+    "toc_notebooks",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]  # lib/smallbatch/book.py -> repository
+
+# Mimetypes a static page cannot show. Widgets need a live kernel; the saved state would
+# make myst-nb load require.js and the widget manager from CDNs.
+WIDGET_VIEW_MIMETYPE = "application/vnd.jupyter.widget-view+json"
+PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
+
+
+class BookBuildError(RuntimeError):
+    """The book could not be built; the message says which notebook or step failed."""
+
+
+def _say(message: str) -> None:
+    print(f"[book] {message}", flush=True)
+
+
+# --------------------------------------------------------------------------- notebooks
+
+
+def toc_notebooks(root: Path) -> list[Path]:
+    """The notebooks (``.ipynb``) listed in ``root/_toc.yml``, relative to root, in order."""
+    from sphinx_external_toc.parsing import parse_toc_yaml
+
+    site_map = parse_toc_yaml(root / "_toc.yml")
+    found = []
+    for docname in site_map:  # the root document first, then the toc's order
+        path = Path(f"{docname}.ipynb")
+        if (root / path).is_file():
+            found.append(path)
+    return found
+
+
+def _toc_documents(root: Path) -> list[Path]:
+    """Every source file (any suffix) listed in ``_toc.yml``, relative to root."""
+    from sphinx_external_toc.parsing import parse_toc_yaml
+
+    docs = []
+    for docname in parse_toc_yaml(root / "_toc.yml"):
+        matches = [
+            p for p in (root / docname).parent.glob(Path(docname).name + ".*")
+            if p.suffix in (".md", ".ipynb", ".rst")
+        ]
+        if not matches:
+            raise BookBuildError(f"_toc.yml lists {docname}, but there is no such file")
+        docs.extend(p.relative_to(root) for p in matches)
+    return docs
+
+
+def kernel_manager_class(log_file: Path | None = None):
+    """A kernel manager class whose ``python3`` kernel is this interpreter (sys.executable).
+
+    The notebooks' kernelspec says ``python3``, which Jupyter resolves through a search
+    path (a user's ~/.local/share/jupyter/kernels may point at another Python). The book
+    build looks only at a spec made here from ipykernel's own for ``sys.executable``, so
+    a fresh virtualenv from requirements.txt needs no ``ipykernel install`` step. The spec
+    also sets SMALLBATCH_BOOK_BUILD=1 in the kernel's environment. papermill hands the
+    class to nbclient, which then owns (starts and shuts down) each kernel.
+
+    Args:
+        log_file: where the kernel process's own stdout/stderr go (its log lines, and
+            output written straight to the file descriptors); None: this terminal.
+    """
+    import zmq
+    from ipykernel.kernelspec import get_kernel_dict
+    from jupyter_client import AsyncKernelManager
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+    from traitlets import default
+
+    spec = get_kernel_dict()
+    spec["argv"][0] = sys.executable
+    spec["env"] = {BUILD_ENV_VAR: "1"}
+    spec["display_name"] = "Python 3 (smallbatch book)"
+    spec = {k: v for k, v in spec.items() if KernelSpec.class_traits().get(k) is not None}
+
+    class BookKernelSpecManager(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name, *args, **kwargs):
+            return KernelSpec(resource_dir="", name=kernel_name, **spec)
+
+    class BookKernelManager(AsyncKernelManager):
+        @default("kernel_spec_manager")
+        def _book_kernel_spec_manager(self):
+            return BookKernelSpecManager()
+
+        @default("transport_encryption")
+        def _book_transport_encryption(self):
+            # The kernel listens on loopback TCP; with CurveZMQ (which ipykernel supports)
+            # the traffic is encrypted and ipykernel does not warn about plain text.
+            return "auto" if zmq.has("curve") else "disabled"
+
+        async def start_kernel(self, **kw):
+            if log_file is None:
+                return await super().start_kernel(**kw)
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            with open(log_file, "ab") as log:  # the child keeps its own descriptor
+                kw.setdefault("stdout", log)
+                kw.setdefault("stderr", log)
+                return await super().start_kernel(**kw)
+
+    return BookKernelManager
+
+
+def kernel_manager(log_file: Path | None = None):
+    """An (unstarted) kernel manager for the book's ``python3`` kernel."""
+    return kernel_manager_class(log_file)(kernel_name="python3")
+
+
+def _execute_one(src: Path, dst: Path, scale: str, cwd: Path) -> float:
+    """Run one notebook with papermill into dst; return seconds taken."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    log_file = dst.with_suffix(".kernel.log")
+    log_file.unlink(missing_ok=True)
+    started = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(src),
+            str(dst),
+            parameters={"scale": scale},
+            kernel_name="python3",
+            language="python",
+            kernel_manager_class=kernel_manager_class(log_file),
+            cwd=str(cwd),
+            progress_bar=False,
+            log_output=False,
+            start_timeout=120,
+            execution_timeout=None,
+        )
+    except PapermillExecutionError as exc:
+        raise BookBuildError(
+            f"notebook {src.relative_to(cwd)} failed in cell [{exc.exec_count}] "
+            f"(cell index {exc.cell_index}): {exc.ename}: {exc.evalue}\n"
+            f"  cell source:\n    " + "\n    ".join(exc.source.splitlines()[:12]) + "\n"
+            f"  executed copy with the full traceback: {dst}\n"
+            f"  kernel log: {log_file}"
+        ) from exc
+    except Exception as exc:  # the kernel died, could not start, timed out ...
+        raise BookBuildError(
+            f"notebook {src.relative_to(cwd)} could not be executed: "
+            f"{type(exc).__name__}: {exc}\n  kernel log: {log_file}"
+        ) from exc
+    return time.perf_counter() - started
+
+
+def _executed_scale(path: Path) -> str | None:
+    """The scale an executed copy was run at (papermill records the parameters)."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))["metadata"]
+        return meta["papermill"]["parameters"]["scale"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+# ----------------------------------------------------------------------------- staging
+
+
+@dataclass
+class _CleanReport:
+    widget_outputs: int = 0
+    hidden_cells: int = 0
+
+
+def clean_for_static_page(nb, name: str) -> _CleanReport:
+    """Make an executed notebook (nbformat node, changed in place) fit a static page.
+
+    - the saved widget state (``metadata.widgets``) goes: myst-nb would load require.js
+      and the widget manager from CDNs to replay it, and the page cannot run it anyway;
+    - widget outputs go; a code cell left with no output at all is an ipywidgets cell,
+      for Jupyter only, and is hidden from the page (tag ``remove-cell``);
+    - a plotly figure that reached the page without HTML (its renderer was not active)
+      is an error: it would be invisible in the book.
+    """
+    report = _CleanReport()
+    nb.metadata.pop("widgets", None)
+    for index, cell in enumerate(nb.cells):
+        if cell.get("cell_type") != "code":
+            continue
+        outputs = cell.get("outputs", [])
+        kept = [o for o in outputs if WIDGET_VIEW_MIMETYPE not in o.get("data", {})]
+        if len(kept) != len(outputs):
+            report.widget_outputs += len(outputs) - len(kept)
+            cell["outputs"] = kept
+            if not any(_visible(o) for o in kept):
+                tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+                if "remove-cell" not in tags:
+                    tags.append("remove-cell")
+                report.hidden_cells += 1
+        for output in kept:
+            data = output.get("data", {})
+            if PLOTLY_MIMETYPE in data and "text/html" not in data:
+                raise BookBuildError(
+                    f"{name}, cell index {index}: a plotly figure without HTML; it would "
+                    "be invisible in the book. Import smallbatch.figures (or call "
+                    "smallbatch.render.activate_if_building()) before showing figures."
+                )
+    return report
+
+
+def _visible(output) -> bool:
+    if output.get("output_type") == "stream":
+        return bool(str(output.get("text", "")).strip())
+    return True
+
+
+def _copy_tree(src: Path, dst: Path, skip_suffixes: tuple[str, ...] = ()) -> None:
+    ignore = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", ".DS_Store",
+                                    *(f"*{s}" for s in skip_suffixes))
+    shutil.copytree(src, dst, ignore=ignore, dirs_exist_ok=True, copy_function=shutil.copy2)
+
+
+def _stage(root: Path, stage_dir: Path, executed: dict[Path, Path]) -> None:
+    """Stage the book source tree: config, toc, book/, and the executed notebooks."""
+    import nbformat
+
+    if stage_dir.exists():
+        shutil.rmtree(stage_dir)
+    stage_dir.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(root / name, stage_dir / name)
+    if (root / "book").is_dir():
+        _copy_tree(root / "book", stage_dir / "book")
+    if (root / "notebooks").is_dir():  # images and data next to the notebooks
+        _copy_tree(root / "notebooks", stage_dir / "notebooks", skip_suffixes=(".ipynb",))
+    for rel in _toc_documents(root):
+        target = stage_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if rel.suffix != ".ipynb":
+            shutil.copy2(root / rel, target)
+            continue
+        nb = nbformat.read(executed.get(rel, root / rel), as_version=4)
+        report = clean_for_static_page(nb, str(rel))
+        if report.widget_outputs:
+            _say(f"{rel}: removed {report.widget_outputs} widget output(s), hid "
+                 f"{report.hidden_cells} Jupyter-only cell(s)")
+        nbformat.write(nb, target)
+
+
+# ------------------------------------------------------------------------ jupyter-book
+
+
+def _jupyter_book_command() -> list[str]:
+    """jupyter-book from this interpreter's environment, not whatever is on PATH."""
+    script = Path(sys.executable).parent / ("jupyter-book" + (".exe" if os.name == "nt" else ""))
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; "
+            "sys.argv[0] = 'jupyter-book'; sys.exit(main())"]
+
+
+def _run_jupyter_book(stage_dir: Path, path_output: Path, verbose: bool) -> None:
+    cmd = _jupyter_book_command() + [
+        "build", str(stage_dir),
+        "--path-output", str(path_output),
+        "--builder", "html",
+        "-W",  # warnings are errors ...
+        "-n",  # ... including broken cross-references
+        "--keep-going",  # but report all of them before failing
+    ]
+    if not verbose:
+        cmd.append("-q")  # Sphinx's warnings still show; its progress chatter does not
+    env = {k: v for k, v in os.environ.items() if k != BUILD_ENV_VAR}
+    proc = subprocess.run(cmd, cwd=stage_dir, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if verbose or proc.returncode != 0:
+        print(proc.stdout, end="", flush=True)
+    if proc.returncode != 0:
+        raise BookBuildError(
+            f"jupyter-book build failed (exit {proc.returncode}); its output is above. "
+            f"Staged source: {stage_dir}"
+        )
+
+
+# ------------------------------------------------------------------------------- build
+
+
+def build_book(
+    scale: str = "scaled",
+    out_dir: Path | None = None,
+    *,
+    root: Path | None = None,
+    build_dir: Path | None = None,
+    notebooks: list[str] | None = None,
+    verbose: bool = False,
+) -> Path:
+    """Execute the book's notebooks at ``scale`` and build the HTML; return the html dir.
+
+    Args:
+        scale: the preset passed to every notebook's ``parameters`` cell.
+        out_dir: where the HTML goes (default ``<root>/_build/html``); replaced whole.
+        root: the book root, i.e. the repository (default: this package's repository).
+        build_dir: executed notebooks, staged source and Sphinx caches
+            (default ``<root>/_build``).
+        notebooks: glob patterns (``00_*``, ``notebooks/00_quickstart.ipynb``); only the
+            matching notebooks are executed. The others reuse their executed copy from an
+            earlier build at the same scale, or appear without outputs (with a warning).
+        verbose: show jupyter-book's full output.
+    """
+    from .presets import SCALES  # the one list of scale names (imports torch: not at import)
+
+    if scale not in SCALES:
+        raise BookBuildError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    started = time.perf_counter()
+    root = Path(root or REPO_ROOT).resolve()
+    build_dir = Path(build_dir or root / "_build").resolve()
+    out_dir = Path(out_dir or build_dir / "html").resolve()
+    for required in ("_config.yml", "_toc.yml"):
+        if not (root / required).is_file():
+            raise BookBuildError(f"{root / required} not found: is {root} the book root?")
+    for folder in (build_dir, out_dir):  # notebooks/ holds sources only, never outputs
+        if folder.is_relative_to(root / "notebooks"):
+            raise BookBuildError(f"{folder} is inside notebooks/; build somewhere else")
+
+    listed = toc_notebooks(root)
+    selected = listed
+    if notebooks:
+        selected = [
+            rel for rel in listed
+            if any(fnmatch.fnmatch(rel.as_posix(), pat) or fnmatch.fnmatch(rel.name, pat)
+                   or fnmatch.fnmatch(rel.stem, pat) for pat in notebooks)
+        ]
+        if not selected:
+            raise BookBuildError(
+                f"no notebook in _toc.yml matches {' '.join(notebooks)}; listed: "
+                + ", ".join(p.as_posix() for p in listed)
+            )
+
+    # 1. execute
+    executed_root = build_dir / "executed"
+    executed: dict[Path, Path] = {}
+    _say(f"scale={scale}: executing {len(selected)} of {len(listed)} notebook(s) "
+         f"with {sys.executable}")
+    for rel in listed:
+        dst = executed_root / rel
+        if rel in selected:
+            _say(f"executing {rel.as_posix()} ...")
+            seconds = _execute_one(root / rel, dst, scale, cwd=root)
+            _say(f"executed {rel.as_posix()} in {seconds:.1f} s -> {dst}")
+            executed[rel] = dst
+        elif dst.is_file() and _executed_scale(dst) == scale:
+            _say(f"reusing {dst} (executed earlier at scale={scale})")
+            executed[rel] = dst
+        else:
+            _say(f"WARNING: {rel.as_posix()} is not executed (not selected by "
+                 f"--notebooks); its page will have no outputs")
+
+    # 2. stage
+    stage_dir = build_dir / "source"
+    _say(f"staging the book source in {stage_dir}")
+    _stage(root, stage_dir, executed)
+
+    # 3. render. jupyter-book writes <path-output>/_build/html; when the html dir is
+    # named like that, build in place (and keep Sphinx's caches next to it).
+    if out_dir.name == "html" and out_dir.parent.name == "_build":
+        path_output = out_dir.parent.parent
+    else:
+        path_output = build_dir / "jupyter-book"
+    _say("running jupyter-book build (execution off, warnings are errors)")
+    t0 = time.perf_counter()
+    _run_jupyter_book(stage_dir, path_output, verbose)
+    built = path_output / "_build" / "html"
+    if built != out_dir:
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        shutil.copytree(built, out_dir)
+    pages = sum(1 for _ in out_dir.rglob("*.html"))
+    _say(f"jupyter-book build took {time.perf_counter() - t0:.1f} s")
+    _say(f"done in {time.perf_counter() - started:.1f} s: {pages} html files in {out_dir}")
+    _say(f"open {out_dir / 'index.html'}")
+    return out_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .presets import SCALES
+
+    parser = argparse.ArgumentParser(
+        prog="python -m smallbatch.book",
+        description="Execute the notebooks with papermill and build the book's HTML.",
+    )
+    parser.add_argument("--scale", choices=SCALES, default="scaled",
+                        help="the preset every notebook runs at (default: scaled)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="html output folder (default: _build/html)")
+    parser.add_argument("--build-dir", type=Path, default=None,
+                        help="executed notebooks, staged source, caches (default: _build)")
+    parser.add_argument("--notebooks", nargs="+", metavar="PATTERN", default=None,
+                        help="execute only the notebooks matching these glob patterns")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show jupyter-book's full output")
+    args = parser.parse_args(argv)
+    try:
+        build_book(args.scale, args.out, build_dir=args.build_dir,
+                   notebooks=args.notebooks, verbose=args.verbose)
+    except BookBuildError as exc:
+        print(f"[book] FAILED: {exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

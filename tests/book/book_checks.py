@@ -1,0 +1,307 @@
+"""Checks on a built book's HTML: static scans, and a headless Chromium that opens pages.
+
+Used by test_book.py; kept apart so the checks can also be run by hand on any build:
+
+    python tests/book/book_checks.py _build/html [SCREENSHOT_DIR]
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import socketserver
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from bs4 import BeautifulSoup
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+# Chromium flags: nothing of its own phones home (updates, sync, safe browsing...).
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-default-apps",
+    "--disable-sync",
+    "--disable-quic",
+    "--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--metrics-recording-only",
+    "--safebrowsing-disable-auto-update",
+]
+
+# (tag, attribute) pairs whose URL the browser fetches by itself. <a href> is a link the
+# reader may follow, so it may point anywhere.
+LOADED_URL_ATTRS = [
+    ("script", "src"), ("link", "href"), ("img", "src"), ("img", "srcset"),
+    ("source", "src"), ("source", "srcset"), ("iframe", "src"), ("embed", "src"),
+    ("object", "data"), ("video", "src"), ("video", "poster"), ("audio", "src"),
+    ("track", "src"), ("input", "src"), ("image", "href"), ("use", "href"),
+]
+_REMOTE = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:)?//", re.IGNORECASE)
+_CSS_REMOTE_URL = re.compile(
+    r"""(?:url\(\s*['"]?|@import\s+['"])\s*((?:https?:)?//[^'")\s]+)""", re.IGNORECASE
+)
+
+
+def html_pages(html_dir: Path) -> list[Path]:
+    """The book's pages: every .html file except the theme's macro files in _static."""
+    return sorted(p for p in html_dir.rglob("*.html") if "_static" not in p.parts)
+
+
+def remote_loads(page: Path) -> list[str]:
+    """URLs on another host that the page would load (scripts, styles, fonts, images)."""
+    soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
+    found = []
+    for tag, attr in LOADED_URL_ATTRS:
+        for el in soup.find_all(tag):
+            value = el.get(attr) or el.get(f"xlink:{attr}") or ""
+            for url in value.split(","):  # srcset: "url 1x, url 2x"
+                url = url.strip().split(" ")[0]
+                if _REMOTE.match(url):
+                    found.append(f"<{tag} {attr}={url}>")
+    for el in soup.find_all(style=True):
+        found += [f"style attribute url {u}" for u in _CSS_REMOTE_URL.findall(el["style"])]
+    for el in soup.find_all("style"):
+        found += [f"<style> url {u}" for u in _CSS_REMOTE_URL.findall(el.get_text())]
+    return found
+
+
+def script_srcs(page: Path) -> list[str]:
+    soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
+    return [s["src"] for s in soup.find_all("script", src=True)]
+
+
+def remote_css_urls(css_file: Path) -> list[str]:
+    return _CSS_REMOTE_URL.findall(css_file.read_text(encoding="utf-8", errors="replace"))
+
+
+# ------------------------------------------------------------------------- the browser
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
+        pass
+
+
+@contextmanager
+def serve(directory: Path):
+    """Serve directory on 127.0.0.1 at an ephemeral port; yield the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+
+    class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+        daemon_threads = True
+
+    server = Server(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@dataclass
+class PageReport:
+    """What a page did in the browser."""
+
+    url: str
+    outside_requests: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    plotly_divs: int = 0
+    plotly_drawn: int = 0
+    math_elements: int = 0
+    math_typeset: int = 0
+    display_math: int = 0
+    raw_tex_left: list[str] = field(default_factory=list)
+    dead_controls: int = 0
+    sliders_checked: int = 0
+    slider_failures: list[str] = field(default_factory=list)
+    screenshot: Path | None = None
+
+
+WAIT_MS = 15_000  # per wait; a healthy page is ready in well under a second
+
+_JS_MATHJAX_READY = """() => !document.querySelector('.math') ||
+    (window.MathJax && MathJax.startup && MathJax.startup.promise)"""
+
+_JS_FIGURES_DRAWN = """() => Array.from(document.querySelectorAll('.plotly-graph-div'))
+    .every(gd => gd.querySelector('svg.main-svg'))"""
+
+_JS_INSPECT = r"""() => {
+  const divs = Array.from(document.querySelectorAll('.plotly-graph-div'));
+  const maths = Array.from(document.querySelectorAll('.math'));
+  const text = document.body.innerText;
+  const raw = (text.match(/\\\(|\\\)|\\\[|\\\]|\$\$/g) || []);
+  // Form controls in outputs, other than plotly's own (modebar) and copy buttons, and
+  // anything an ipywidget would leave: they could only be dead on a static page.
+  const controls = Array.from(document.querySelectorAll(
+      '.cell_output input, .cell_output select, .cell_output textarea, ' +
+      '.cell_output button, .jupyter-widgets, .widget-area, ' +
+      'script[type^="application/vnd.jupyter.widget"]'))
+    .filter(el => !el.closest('.plotly-graph-div') && !el.classList.contains('copybtn'));
+  return {
+    plotly_divs: divs.length,
+    plotly_drawn: divs.filter(gd => gd.querySelector('svg.main-svg')
+                                    && gd.getBoundingClientRect().height > 50).length,
+    math_elements: maths.length,
+    math_typeset: maths.filter(m => m.querySelector('mjx-container')).length,
+    display_math: document.querySelectorAll('mjx-container[display="true"]').length,
+    raw_tex_left: raw,
+    dead_controls: controls.length,
+  };
+}"""
+
+
+def _check_sliders(page) -> tuple[int, list[str]]:
+    """Move every plotly slider to its last step with the mouse; the figure must change."""
+    checked, failures = 0, []
+    n_divs = page.locator(".plotly-graph-div").count()
+    for i in range(n_divs):
+        gd = page.locator(".plotly-graph-div").nth(i)
+        n_sliders = gd.evaluate("gd => ((gd.layout && gd.layout.sliders) || []).length")
+        for s in range(n_sliders):
+            steps = gd.evaluate(f"gd => gd.layout.sliders[{s}].steps.length")
+            if steps < 2:
+                continue
+            state = ("gd => JSON.stringify([gd.data.map(t => [t.visible, t.x, t.y, t.z]),"
+                     " gd.layout.title, gd.layout.annotations])")
+            before = gd.evaluate(state)
+            rail = gd.locator("g.slider-container").nth(s).locator("rect.slider-rail-touch-rect")
+            rail.scroll_into_view_if_needed()
+            box = rail.bounding_box()
+            start = gd.evaluate(f"gd => gd.layout.sliders[{s}].active || 0")
+            # the end of the rail away from the current step
+            x = box["x"] + (box["width"] - 3 if start < steps - 1 else 3)
+            page.mouse.click(x, box["y"] + box["height"] / 2)
+            target = steps - 1 if start < steps - 1 else 0
+            try:
+                gd.evaluate(
+                    f"""gd => new Promise((resolve, reject) => {{
+                        const t0 = Date.now();
+                        (function poll() {{
+                          if (gd.layout.sliders[{s}].active === {target}) return resolve();
+                          if (Date.now() - t0 > 5000) return reject('slider did not move');
+                          setTimeout(poll, 50);
+                        }})();
+                    }})"""
+                )
+                page.wait_for_timeout(300)  # let an animated transition finish
+                if gd.evaluate(state) == before:
+                    failures.append(f"figure {i} slider {s}: moved, but the figure is unchanged")
+            except Exception as exc:  # noqa: BLE001 - reported, not swallowed
+                failures.append(f"figure {i} slider {s}: {exc}")
+            checked += 1
+    return checked, failures
+
+
+@contextmanager
+def _browser(chromium: Path = CHROMIUM):
+    """A fresh headless Chromium profile (a playwright persistent context)."""
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as profile, sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            profile, executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 900}, service_workers="block",
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def search_hits(html_dir: Path, query: str, chromium: Path = CHROMIUM) -> list[str]:
+    """Titles of the pages the book's own search (search.html, offline) finds for query."""
+    from urllib.parse import quote
+
+    with serve(html_dir) as base, _browser(chromium) as context:
+        page = context.new_page()
+        page.goto(f"{base}search.html?q={quote(query)}", wait_until="load")
+        page.wait_for_function(
+            "() => document.querySelector('#search-results .search-summary') && "
+            "!document.querySelector('#search-results .search-summary')"
+            ".textContent.includes('Preparing')",
+            timeout=WAIT_MS)
+        return page.locator("#search-results ul.search li a").all_inner_texts()
+
+
+def open_pages(html_dir: Path, pages: list[Path], screenshot_dir: Path | None = None,
+               chromium: Path = CHROMIUM) -> list[PageReport]:
+    """Open each page in headless Chromium over http://127.0.0.1 and report what it did."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    reports = []
+    with serve(html_dir) as base, _browser(chromium) as context:
+        for path in pages:
+            rel = path.relative_to(html_dir).as_posix()
+            report = PageReport(url=base + rel)
+            page = context.new_page()
+
+            def on_request(request, report=report):
+                host = urlsplit(request.url)
+                if host.scheme in ("data", "blob", "about"):
+                    return
+                if host.hostname != "127.0.0.1":
+                    report.outside_requests.append(request.url)
+
+            def on_response(response, report=report):
+                if response.status >= 400:
+                    report.failed_requests.append(f"{response.status} {response.url}")
+
+            page.on("request", on_request)
+            page.on("response", on_response)
+            page.on("requestfailed", lambda r, report=report: report.failed_requests.append(
+                f"failed {r.url} ({r.failure})"))
+            page.on("console", lambda m, report=report: report.console_errors.append(
+                m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e, report=report: report.page_errors.append(str(e)))
+
+            page.goto(report.url, wait_until="load")
+            page.wait_for_load_state("networkidle")
+            try:
+                page.wait_for_function(_JS_FIGURES_DRAWN, timeout=WAIT_MS)
+            except PlaywrightTimeout:
+                report.page_errors.append("timed out waiting for the figures to draw")
+            try:  # MathJax loads deferred; wait until it has typeset the page
+                page.wait_for_function(_JS_MATHJAX_READY, timeout=WAIT_MS)
+                page.evaluate("() => window.MathJax && MathJax.startup ? "
+                              "MathJax.startup.promise.then(() => true) : true")
+            except PlaywrightTimeout:
+                report.page_errors.append("timed out waiting for MathJax")
+            page.wait_for_load_state("networkidle")  # fonts MathJax asked for
+            for key, value in page.evaluate(_JS_INSPECT).items():
+                setattr(report, key, value)
+            if screenshot_dir is not None:
+                screenshot_dir.mkdir(parents=True, exist_ok=True)
+                shot = screenshot_dir / (rel.replace("/", "__").removesuffix(".html") + ".png")
+                page.screenshot(path=str(shot), full_page=True)
+                report.screenshot = shot
+            report.sliders_checked, report.slider_failures = _check_sliders(page)
+            page.wait_for_load_state("networkidle")
+            page.close()
+            reports.append(report)
+    return reports
+
+
+if __name__ == "__main__":
+    import sys
+
+    html = Path(sys.argv[1])
+    shots = Path(sys.argv[2]) if len(sys.argv) > 2 else None
+    for r in open_pages(html, html_pages(html), shots):
+        print(r)

@@ -1,0 +1,268 @@
+"""The book: it builds at smoke scale, works offline, and every page works in a browser.
+
+The build (one per session, see conftest.py) executes the notebooks with papermill into a
+temporary folder and runs jupyter-book with warnings as errors. The browser test serves
+the HTML on 127.0.0.1 and opens every page in headless Chromium; its screenshots go to
+_build/screenshots/ (build artifacts, not committed).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from bs4 import BeautifulSoup
+
+import book_checks
+from smallbatch import render
+from smallbatch.book import BookBuildError, build_book, clean_for_static_page, kernel_manager
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "_build" / "screenshots"
+PAGES = ["book/intro.html", "notebooks/00_quickstart.html"]
+
+
+# ------------------------------------------------------------------ without a build
+
+
+def test_kernel_is_this_interpreter():
+    spec = kernel_manager().kernel_spec
+    assert spec.argv[0] == sys.executable
+    assert spec.argv[1:3] == ["-m", "ipykernel_launcher"]
+    assert spec.env[render.BUILD_ENV_VAR] == "1"
+
+
+def test_renderer_is_activated_only_in_the_book_build(monkeypatch):
+    import plotly.io as pio
+
+    default = pio.renderers.default
+    try:
+        monkeypatch.delenv(render.BUILD_ENV_VAR, raising=False)
+        assert render.activate_if_building() is False
+        assert pio.renderers.default == default
+        monkeypatch.setenv(render.BUILD_ENV_VAR, "1")
+        assert render.activate_if_building() is True
+        render.register()  # idempotent
+        assert pio.renderers.default == render.RENDERER_NAME
+    finally:
+        pio.renderers.default = default
+
+
+def test_renderer_emits_html_that_needs_only_local_plotly():
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    render.register()
+    fig = go.Figure(go.Scatter(x=[1, 2, 3], y=[3, 1, 2]))
+    bundle = pio.renderers[render.RENDERER_NAME].to_mimebundle(fig.to_dict())
+    assert set(bundle) == {"text/html"}
+    html = bundle["text/html"]
+    assert 'class="plotly-graph-div"' in html and "Plotly.newPlot" in html
+    soup = BeautifulSoup(html, "html.parser")
+    assert [s for s in soup.find_all("script") if s.get("src")] == []  # no plotly.js, no CDN
+    assert "cdn" not in html.lower()
+    assert '"displaylogo": false' in html
+    assert "height:480px" in html.replace(" ", "")
+
+
+def test_static_page_cleaning_hides_widget_cells_and_rejects_invisible_figures():
+    widget_output = nbformat.v4.new_output(
+        "display_data", data={"text/plain": "IntSlider(value=3)",
+                              "application/vnd.jupyter.widget-view+json": {"model_id": "x"}})
+    figure_output = nbformat.v4.new_output("display_data", data={"text/html": "<div></div>"})
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("w.IntSlider(3)", outputs=[widget_output]),
+        nbformat.v4.new_code_cell("fig.show(); slider", outputs=[figure_output, widget_output]),
+    ])
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    report = clean_for_static_page(nb, "nb.ipynb")
+    assert "widgets" not in nb.metadata
+    assert report.widget_outputs == 2 and report.hidden_cells == 1
+    assert nb.cells[0].metadata["tags"] == ["remove-cell"] and nb.cells[0].outputs == []
+    assert "tags" not in nb.cells[1].metadata and nb.cells[1].outputs == [figure_output]
+
+    invisible = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "fig.show()", outputs=[nbformat.v4.new_output(
+            "display_data", data={"application/vnd.plotly.v1+json": {"data": []}})])])
+    with pytest.raises(BookBuildError, match="plotly figure without HTML"):
+        clean_for_static_page(invisible, "nb.ipynb")
+
+
+def test_a_failing_notebook_fails_the_build_naming_notebook_and_error(tmp_path):
+    (tmp_path / "_config.yml").write_text("title: t\n")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\n"
+                                       "chapters:\n  - file: notebooks/broken\n")
+    (tmp_path / "intro.md").write_text("# t\n")
+    (tmp_path / "notebooks").mkdir()
+    source = tmp_path / "notebooks" / "broken.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('scale = "scaled"', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("raise ValueError(f'boom at {scale}')"),
+    ]), source)
+    before = source.read_bytes()
+    with pytest.raises(BookBuildError) as failure:
+        build_book("smoke", root=tmp_path, build_dir=tmp_path / "_build")
+    message = str(failure.value)
+    assert "notebooks/broken.ipynb" in message
+    assert "ValueError: boom at smoke" in message
+    assert source.read_bytes() == before
+    assert not (tmp_path / "_build" / "html").exists()
+
+
+def test_the_extension_fails_a_build_that_would_load_from_a_cdn(tmp_path):
+    """smallbatch.sphinxext, in a plain Sphinx project: local MathJax, and -W catches a CDN."""
+    from sphinx.cmd.build import build_main
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "index.rst").write_text("Title\n=====\n\n.. math:: \\eta = m \\tilde\\eta\n")
+    conf = 'extensions = ["smallbatch.sphinxext"]\nhtml_theme = "basic"\n'
+    (src / "conf.py").write_text(conf)
+    assert build_main(["-b", "html", "-W", "-q", str(src), str(tmp_path / "ok")]) == 0
+    html = (tmp_path / "ok" / "index.html").read_text()
+    assert '_static/mathjax/tex-mml-chtml.js' in html and "cdn" not in html
+    assert (tmp_path / "ok" / "_static" / "plotly.min.js").is_file()
+
+    (src / "conf.py").write_text(conf + 'html_js_files = ["https://cdn.example.org/x.js"]\n')
+    assert build_main(["-b", "html", "-W", "-q", str(src), str(tmp_path / "bad")]) != 0
+
+
+# ---------------------------------------------------------------------- the build
+
+
+def test_pages_are_built(built_book):
+    for page in PAGES:
+        assert (built_book.html / page).is_file(), page
+    executed = built_book.build_dir / "executed" / "notebooks" / "00_quickstart.ipynb"
+    meta = json.loads(executed.read_text())["metadata"]["papermill"]
+    assert meta["parameters"]["scale"] == "smoke"
+
+
+def test_notebooks_in_the_repository_are_untouched_and_without_outputs(built_book):
+    assert built_book.notebooks_before, "no notebooks/*.ipynb in the repository"
+    after = {p: p.read_bytes() for p in sorted((REPO / "notebooks").glob("*.ipynb"))}
+    assert after == built_book.notebooks_before
+    for path in after:
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [] and cell.execution_count is None, (
+                    f"{path.name}: committed with outputs")
+
+
+def test_no_page_loads_anything_from_outside(built_book):
+    pages = book_checks.html_pages(built_book.html)
+    assert len(pages) >= len(PAGES)
+    problems = {}
+    for page in pages:
+        rel = page.relative_to(built_book.html).as_posix()
+        found = book_checks.remote_loads(page)
+        found += [f"script {s}" for s in book_checks.script_srcs(page) if "cdn" in s.lower()]
+        text = page.read_text(encoding="utf-8")
+        found += [word for word in ("require.js", "require.min.js", "embed-amd.js",
+                                    "application/vnd.jupyter.widget") if word in text]
+        if found:
+            problems[rel] = found
+    for css in (built_book.html / "_static").rglob("*.css"):
+        if urls := book_checks.remote_css_urls(css):
+            problems[css.relative_to(built_book.html).as_posix()] = urls
+    assert problems == {}
+
+
+def test_plotly_and_mathjax_are_served_from_static(built_book):
+    import plotly
+
+    static = built_book.html / "_static"
+    shipped = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    assert (static / "plotly.min.js").read_bytes() == shipped.read_bytes()
+    assert (static / "mathjax" / "tex-mml-chtml.js").is_file()
+    assert list((static / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
+
+    with_figures = 0
+    for page in book_checks.html_pages(built_book.html):
+        html = page.read_text(encoding="utf-8")
+        soup = BeautifulSoup(html, "html.parser")
+        if "mjx" in html or soup.select(".math"):
+            srcs = book_checks.script_srcs(page)
+            assert any("_static/mathjax/tex-mml-chtml.js" in s for s in srcs), page
+        if not soup.select(".plotly-graph-div"):
+            continue
+        with_figures += 1
+        # plotly.js in <head>, loaded synchronously: the inline Plotly.newPlot needs it.
+        tags = [s for s in soup.head.find_all("script", src=True)
+                if "_static/plotly.min.js" in s["src"]]
+        assert len(tags) == 1, page
+        assert not tags[0].has_attr("async") and not tags[0].has_attr("defer")
+    assert with_figures >= 1
+
+
+def _need_browser():
+    if not book_checks.CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {book_checks.CHROMIUM} (Debian: apt-get install chromium)")
+    pytest.importorskip("playwright", reason="the browser test drives Chromium with playwright")
+
+
+def test_a_slider_figure_from_the_renderer_works_offline_in_a_browser(tmp_path):
+    """The renderer's HTML plus the local plotly.js: the slider redraws, no kernel, no CDN."""
+    _need_browser()
+    import plotly
+    import plotly.graph_objects as go
+
+    batch_sizes = [2, 8, 32, 128]
+    fig = go.Figure([go.Scatter(x=[0, 1, 2], y=[1, 1 / m, 1 / m**2], name=f"m={m}",
+                                visible=(i == 0)) for i, m in enumerate(batch_sizes)])
+    steps = [dict(method="update", label=str(m),
+                  args=[{"visible": [j == i for j in range(len(batch_sizes))]},
+                        {"title.text": f"m = {m}"}])  # "title.text": "title" would drop it
+             for i, m in enumerate(batch_sizes)]
+    fig.update_layout(title_text="m = 2", sliders=[dict(active=0, steps=steps)])
+    (tmp_path / "_static").mkdir()
+    (tmp_path / "_static" / "plotly.min.js").write_bytes(
+        (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_bytes())
+    (tmp_path / "figure.html").write_text(
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">'
+        '<script src="_static/plotly.min.js"></script></head><body><div class="cell_output">'
+        + render.figure_html(fig) + "</div></body></html>", encoding="utf-8")
+
+    [report] = book_checks.open_pages(tmp_path, [tmp_path / "figure.html"])
+    assert report.plotly_divs == report.plotly_drawn == 1
+    assert report.sliders_checked == 1 and report.slider_failures == []
+    assert report.outside_requests == [] and report.console_errors == []
+    assert report.page_errors == [] and report.dead_controls == 0
+
+
+def test_every_page_works_offline_in_a_browser(built_book):
+    _need_browser()
+
+    pages = book_checks.html_pages(built_book.html)
+    reports = book_checks.open_pages(built_book.html, pages, SCREENSHOTS)
+    problems = []
+    for r in reports:
+        for label, items in [("request outside 127.0.0.1", r.outside_requests),
+                             ("failed request", r.failed_requests),
+                             ("console error", r.console_errors),
+                             ("page error", r.page_errors),
+                             ("raw TeX left", r.raw_tex_left),
+                             ("slider", r.slider_failures)]:
+            problems += [f"{r.url}: {label}: {item}" for item in items]
+        if r.plotly_drawn != r.plotly_divs:
+            problems.append(f"{r.url}: {r.plotly_divs - r.plotly_drawn} figure(s) not drawn")
+        if r.math_typeset != r.math_elements:
+            problems.append(f"{r.url}: {r.math_elements - r.math_typeset} math not typeset")
+        if r.dead_controls:
+            problems.append(f"{r.url}: {r.dead_controls} control(s) that need a kernel")
+    assert problems == []
+
+    by_page = {r.url.split("/", 3)[3]: r for r in reports}
+    assert by_page["book/intro.html"].display_math >= 1
+    assert by_page["notebooks/00_quickstart.html"].plotly_drawn >= 1
+    assert all(r.screenshot and r.screenshot.stat().st_size > 10_000 for r in reports)
+
+
+def test_the_book_search_works_offline(built_book):
+    _need_browser()
+    hits = book_checks.search_hits(built_book.html, "learning rate")
+    assert any("Small batches" in hit for hit in hits), hits

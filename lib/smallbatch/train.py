@@ -66,6 +66,12 @@ class TrainConfig:
     Where to find the data, the device and the progress bar are arguments of :func:`train`,
     not part of the config: they do not change what is computed (beyond float rounding
     between devices, which the provenance records).
+
+    Weight decay (``weight_decay_scaling``): "per_example" puts lambda/2 |theta|^2 into every
+    example's loss, so in sum form the update is eta_tilde * sum_i (g_i + lambda theta): in
+    PyTorch, SGD(weight_decay=lambda) with lr = eta. Decay per epoch is then the same for every
+    m. "per_step" adds lambda/2 |theta|^2 once per step to the summed loss (weight_decay =
+    lambda / m): decay per epoch falls as 1/m.
     """
 
     data: str = "fashion-mnist"        # one of smallbatch.data.DATASETS
@@ -80,7 +86,7 @@ class TrainConfig:
     reference_batch_size: int = 1      # m_ref where every scaling rule gives m_ref * eta_tilde
     momentum: float = 0.0              # the paper uses plain SGD
     weight_decay: float = 0.0          # L2 coefficient lambda (paper: 5e-4 AlexNet, 1e-4 ResNet)
-    weight_decay_scaling: str = "per_example"  # how decay scales with m; see TrainResult docs
+    weight_decay_scaling: str = "per_example"  # how decay scales with m: see above
     num_epochs: int = 10               # fixed budget, the same for every (m, eta_tilde)
     lr_milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of all iterations where
     lr_decay: float = 0.1                           # the LR is multiplied by lr_decay
@@ -197,12 +203,6 @@ class TrainResult:
 
     ``test_accuracy`` is the paper's headline metric: the median test accuracy of the last
     five epochs (of all epochs, when there are fewer than five).
-
-    Weight decay (``weight_decay_scaling``): "per_example" puts lambda/2 |theta|^2 into every
-    example's loss, so in sum form the update is eta_tilde * sum_i (g_i + lambda theta): in
-    PyTorch, SGD(weight_decay=lambda) with lr = eta. Decay per epoch is then the same for every
-    m. "per_step" adds lambda/2 |theta|^2 once per step to the summed loss (weight_decay =
-    lambda / m): decay per epoch falls as 1/m.
     """
 
     config: TrainConfig
@@ -214,8 +214,8 @@ class TrainResult:
     num_steps: int = 0
     num_parameters: int = 0
     data_label: str = ""
-    wall_time: float = 0.0
-    examples_per_second: float = 0.0
+    wall_time: float = 0.0             # seconds, training and evaluation
+    examples_per_second: float = 0.0   # training examples / wall_time
     provenance: dict[str, Any] = field(default_factory=dict)
 
     @property

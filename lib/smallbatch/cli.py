@@ -1,6 +1,8 @@
 """The ``smallbatch`` command line.
 
     smallbatch train --data fashion-mnist --model resnet8 --batch-size 32 --base-lr 2^-8 --json
+    smallbatch sweep smoke --scale smoke [--dry-run] [--executor processes --workers 2]
+    smallbatch results smoke --scale smoke
     smallbatch book --scale smoke
 
 Every TrainConfig field is an option of ``train`` (``--batch-size``, ``--base-lr`` ...);
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import re
 import sys
 import typing
@@ -101,10 +104,99 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from .results import RecordError
+    from .sweep import StudyError, dry_run, load_study, run_study
+
+    try:
+        study = load_study(args.study, args.scale)
+        if args.dry_run:
+            table = dry_run(study, results_dir=args.results, max_ensemble=args.max_ensemble,
+                            rates=_stored_rates(study, args.results))
+            _print_dry_run(study, table)
+            return 0
+        report = run_study(study, results_dir=args.results, executor=args.executor,
+                           workers=args.workers, scheduler=args.scheduler,
+                           data_root=args.data_root, device=args.device,
+                           max_ensemble=args.max_ensemble, method=args.method,
+                           progress=not args.quiet)
+    except (StudyError, RecordError) as error:
+        print(f"smallbatch sweep: error: {error}", file=sys.stderr)
+        return 2
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(report.status_counts.items()))
+    print(f"{report.study} ({report.scale}): {report.total} trials: {counts}. "
+          f"This run trained {report.trained} ({report.failed} failed) in "
+          f"{report.wall_time:.0f} s on {report.executor}; {report.already_stored} were "
+          f"already stored in {report.results_dir}")
+    return 1 if report.failed else 0
+
+
+def _stored_rates(study, results_dir) -> dict[int, float]:
+    """Examples/s of a whole ensemble by batch size, from this study's stored records."""
+    from .results import load_records
+
+    records = load_records(results_dir or study.results_dir, warn=False).results.values()
+    rates: dict[int, list[float]] = {}
+    for record in records:  # a member's examples_per_second is its whole ensemble's
+        if record.status != "failed" and record.examples_per_second:
+            rates.setdefault(record.config.batch_size, []).append(record.examples_per_second)
+    return {m: sorted(v)[len(v) // 2] for m, v in rates.items()}
+
+
+def _print_dry_run(study, table) -> None:
+    missing = table[table.status.isin(["missing", "failed"])]
+    print(f"{study.name} ({study.scale}): {len(table)} trials in "
+          f"{table.ensemble.nunique()} lock-step ensembles; {len(missing)} missing")
+    print(table.to_string(index=False))
+    examples = missing.examples.sum()
+    print(f"to train: {examples:,.0f} training examples", end="")
+    seconds = missing.estimated_seconds
+    if len(missing) and seconds.notna().all():
+        print(f", about {seconds.sum() / 3600:.2f} h on this machine "
+              "(rates of this study's stored runs)")
+    else:
+        print("; time: no stored runs to estimate rates from (see benchmarks/)")
+
+
+def _results(args: argparse.Namespace) -> int:
+    from .results import load_records, trials_frame
+    from .sweep import StudyError, load_study
+
+    try:
+        study = load_study(args.study, args.scale)
+    except StudyError as error:
+        print(f"smallbatch results: error: {error}", file=sys.stderr)
+        return 2
+    directory = args.results or study.results_dir
+    records = load_records(directory, warn=False)
+    for problem in records.problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    frame = trials_frame(records)
+    if frame.empty:
+        print(f"{study.name} ({study.scale}): no records in {directory}")
+        return 0
+    frame["log2_base_lr"] = frame.base_lr.map(lambda v: round(math.log2(v), 3))
+    summary = frame.pivot_table(index="log2_base_lr", columns="batch_size",
+                                values="test_accuracy", aggfunc="median")
+    status = frame.groupby("status").size().to_dict()
+    print(f"{study.name} ({study.scale}): {len(frame)} records in {directory}: {status}")
+    print("median test accuracy over seeds (rows: log2 eta_tilde, columns: batch size m; "
+          "blank: diverged or missing)")
+    print(summary.to_string(float_format=lambda v: f"{v:.4f}", na_rep=""))
+    return 0
+
+
 def _book(args: argparse.Namespace) -> int:
     from .book import main as book_main
 
     return book_main(args.book_args)
+
+
+def _add_study_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scale", default="scaled", choices=("smoke", "scaled", "full"),
+                        help="the study's size (default scaled)")
+    parser.add_argument("--results", default=None, metavar="DIR",
+                        help="records folder (default results/<study>/<scale>)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +219,34 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar")
     train_parser.set_defaults(handler=_train)
 
+    sweep_parser = commands.add_parser("sweep", help="train a study's grid (resumable)")
+    sweep_parser.add_argument("study", help="a named study or a study YAML file")
+    _add_study_options(sweep_parser)
+    sweep_parser.add_argument("--dry-run", action="store_true",
+                              help="list the trials and their cost; train nothing")
+    sweep_parser.add_argument("--executor", default="inline",
+                              choices=("inline", "processes", "dask"),
+                              help="inline (default): this process; processes: local worker "
+                                   "processes; dask: a Dask cluster")
+    sweep_parser.add_argument("--workers", type=int, default=2,
+                              help="worker processes for processes / a Dask LocalCluster")
+    sweep_parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                              help="a running Dask scheduler, e.g. tcp://host:8786 "
+                                   "(implies --executor dask)")
+    sweep_parser.add_argument("--max-ensemble", type=int, default=16,
+                              help="most trials per lock-step ensemble (default 16)")
+    sweep_parser.add_argument("--method", default="auto", choices=("auto", "grouped", "vmap"),
+                              help="lock-step implementation (default auto)")
+    sweep_parser.add_argument("--data-root", default=None)
+    sweep_parser.add_argument("--device", default="auto")
+    sweep_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep_parser.set_defaults(handler=_sweep)
+
+    results_parser = commands.add_parser("results", help="summarise a study's stored results")
+    results_parser.add_argument("study", help="a named study or a study YAML file")
+    _add_study_options(results_parser)
+    results_parser.set_defaults(handler=_results)
+
     book_parser = commands.add_parser("book", help="execute the notebooks and build the book",
                                       add_help=False)
     book_parser.add_argument("book_args", nargs=argparse.REMAINDER)
@@ -136,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "scheduler", None):
+        args.executor = "dask"
     return args.handler(args)
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "load_data",
     "pad_crop_flip",
     "stratified_subset",
+    "train_size",
 ]
 
 DATASETS: tuple[str, ...] = (
@@ -1012,6 +1013,31 @@ def _load_imagenet(
 
 
 # ------------------------------------------------------------------------- entry
+
+
+# Training-set sizes known without reading the files (None: only the data can tell).
+_TRAIN_SIZES: Mapping[str, int] = types.MappingProxyType({
+    "fashion-mnist": _FASHION_MNIST_COUNTS["train"],
+    "cifar10": 50_000,
+    "cifar100": 50_000,
+    "cifar10-jpeg": 50_000,
+    "synthetic": _SYNTHETIC_COUNTS["train"],
+    "synthetic-rgb": _SYNTHETIC_COUNTS["train"],
+})
+
+
+def train_size(name: str, train_subset: int | None = None) -> int | None:
+    """Training examples a run on ``name`` would see, without loading the data.
+
+    ``train_subset`` when given, else the data set's size; None for a data set whose size
+    only its files tell (ImageNet folders). Lets a sweep reject a batch size larger than
+    the training set before anything trains.
+    """
+    if name not in DATASETS:
+        raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
+    if train_subset is not None:
+        return int(train_subset)
+    return _TRAIN_SIZES.get(name)
 
 
 def load_data(

@@ -166,7 +166,7 @@ class ReducedAlexNet(nn.Module):
         return self.classifier(self.features(x))
 
 
-class _BasicBlock(nn.Module):
+class BasicBlock(nn.Module):
     """Two 3x3 convolutions with an identity shortcut (He et al. 2015 CIFAR, option A:
     a stride-2 block subsamples the shortcut and pads the new channels with zeros, so the
     shortcut has no parameters)."""
@@ -219,7 +219,7 @@ class CifarResNet(nn.Module):
         for stage, width in enumerate((16, 32, 64)):
             for block in range(blocks_per_stage):
                 stride = 2 if stage > 0 and block == 0 else 1
-                stages.append(_BasicBlock(channels, width, stride, norm, bias=not use_bn))
+                stages.append(BasicBlock(channels, width, stride, norm, bias=not use_bn))
                 channels = width
         self.stages = nn.Sequential(*stages)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(),

@@ -4,18 +4,31 @@ Layout: ``<results_dir>/<config_hash>.json``, each holding a :class:`~smallbatch
 as a dict (resolved config, per-epoch metrics, status, provenance). Records are written
 atomically (temporary file + rename), so a crash never leaves half a record; a changed
 parameter changes the hash, so a stale result is never served for a new config.
+
+:func:`load_records` reads a whole study folder; :func:`trials_frame` and
+:func:`epochs_frame` turn it into tidy DataFrames (one row per trial, one row per trial and
+epoch), the interface to figures. A record that cannot be read, or whose content does not
+hash to its file name, is reported by name and skipped, never merged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .train import TrainConfig, TrainResult, config_hash, train
 
-__all__ = ["RecordError", "record_path", "save_result", "load_result", "train_or_load"]
+__all__ = ["RecordError", "StudyRecords", "record_path", "save_result", "load_result",
+           "train_or_load", "load_records", "trials_frame", "epochs_frame",
+           "remove_stale_temporaries", "check_writable"]
+
+_TEMPORARY_PREFIX = "."
+_TEMPORARY_SUFFIX = ".tmp"
 
 
 class RecordError(ValueError):
@@ -31,7 +44,8 @@ def save_result(result: TrainResult, results_dir: str | os.PathLike) -> Path:
     directory = Path(results_dir)
     directory.mkdir(parents=True, exist_ok=True)
     path = record_path(directory, result.config)
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=_TEMPORARY_PREFIX,
+                                             suffix=_TEMPORARY_SUFFIX)
     try:
         with os.fdopen(descriptor, "w") as handle:
             json.dump(result.to_dict(), handle, indent=1, sort_keys=True)
@@ -77,3 +91,124 @@ def train_or_load(config: TrainConfig, results_dir: str | os.PathLike | None, **
         if results_dir is not None:
             save_result(result, results_dir)
     return result
+
+
+def _read_record(path: Path) -> TrainResult:
+    try:
+        result = TrainResult.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise RecordError(f"{path}: not a readable smallbatch result ({error})") from error
+    if path.stem != result.config_hash:
+        raise RecordError(f"{path}: its config hashes to {result.config_hash}, not to its file "
+                          "name (a renamed or foreign record)")
+    return result
+
+
+@dataclass
+class StudyRecords:
+    """The readable records of a study folder, by config hash, and what was skipped."""
+
+    directory: Path
+    results: dict[str, TrainResult] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def load_records(results_dir: str | os.PathLike, *, warn: bool = True) -> StudyRecords:
+    """Read every ``*.json`` record in ``results_dir`` (missing folder: no records).
+
+    Unreadable or foreign records are listed in ``problems`` (and warned about), not loaded.
+    """
+    directory = Path(results_dir)
+    records = StudyRecords(directory)
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            result = _read_record(path)
+        except RecordError as error:
+            records.problems.append(str(error))
+            continue
+        records.results[result.config_hash] = result
+    if warn:
+        for problem in records.problems:
+            warnings.warn(f"skipped {problem}", stacklevel=2)
+    return records
+
+
+def trials_frame(results):
+    """One row per trial: the config fields, status, headline metric and provenance.
+
+    Args:
+        results: an iterable of TrainResult, or a StudyRecords.
+    """
+    import pandas as pd
+
+    if isinstance(results, StudyRecords):
+        results = results.results.values()
+    rows = []
+    for result in results:
+        row = {"config_hash": result.config_hash, **result.config.to_dict()}
+        row["lr_milestones"] = tuple(row["lr_milestones"])
+        row.update(status=result.status, test_accuracy=result.test_accuracy,
+                   final_train_loss=result.epochs[-1].train_loss if result.epochs else None,
+                   epochs_completed=len(result.epochs), diverged_epoch=result.diverged_epoch,
+                   diverged_step=result.diverged_step, num_steps=result.num_steps,
+                   num_parameters=result.num_parameters, data_label=result.data_label,
+                   wall_time=result.wall_time, examples_per_second=result.examples_per_second,
+                   error=result.error)
+        row.update({f"provenance_{k}": v for k, v in result.provenance.items()})
+        rows.append(row)
+    columns = ["config_hash", *[f.name for f in dataclasses.fields(TrainConfig)], "status",
+               "test_accuracy"]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    return frame.sort_values(["batch_size", "base_lr", "seed"], kind="stable",
+                             ignore_index=True)
+
+
+def epochs_frame(results):
+    """One row per trial and epoch (tidy): config_hash, batch_size, base_lr, seed, epoch,
+    the per-epoch metrics and the trial's status."""
+    import pandas as pd
+
+    if isinstance(results, StudyRecords):
+        results = results.results.values()
+    frames = []
+    for result in results:
+        history = result.history()
+        history.insert(1, "batch_size", result.config.batch_size)
+        history.insert(2, "base_lr", result.config.base_lr)
+        history.insert(3, "seed", result.config.seed)
+        history["status"] = result.status
+        frames.append(history)
+    if not frames:
+        return pd.DataFrame(columns=["config_hash", "batch_size", "base_lr", "seed", "epoch"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def remove_stale_temporaries(results_dir: str | os.PathLike) -> list[Path]:
+    """Delete temporary files left by a writer that was killed mid-write; return them."""
+    directory = Path(results_dir)
+    stale = sorted(directory.glob(f"{_TEMPORARY_PREFIX}*{_TEMPORARY_SUFFIX}")) \
+        if directory.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def check_writable(results_dir: str | os.PathLike) -> Path:
+    """Create ``results_dir`` if needed and prove it is writable, before any training.
+
+    Raises:
+        RecordError: naming the folder and what to do.
+    """
+    directory = Path(results_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        descriptor, probe = tempfile.mkstemp(dir=directory, prefix=_TEMPORARY_PREFIX,
+                                             suffix=_TEMPORARY_SUFFIX)
+        os.close(descriptor)
+        os.unlink(probe)
+    except OSError as error:
+        raise RecordError(f"results folder {directory} is not writable ({error.strerror}); "
+                          "choose another with --results DIR or fix its permissions") from error
+    return directory

@@ -48,11 +48,14 @@ __all__ = [
     "sgd_step",
     "evaluate",
     "resolve_device",
+    "prepare_device",
+    "provenance",
+    "tune_malloc",
 ]
 
 LR_SCALING_RULES = ("linear", "sqrt", "none")
 WEIGHT_DECAY_SCALINGS = ("per_example", "per_step")
-STATUSES = ("complete", "diverged")
+STATUSES = ("complete", "diverged", "failed")
 
 
 class ConfigError(ValueError):
@@ -196,7 +199,8 @@ class EpochMetrics:
 class TrainResult:
     """The outcome of one run.
 
-    ``status`` is "complete" or "diverged". A diverged run stopped when the mean training
+    ``status`` is "complete", "diverged" or "failed". A failed run raised an error (kept in
+    ``error``; a sweep stores it and retries the run next time). A diverged run stopped when the mean training
     loss of a check window became non-finite or exceeded the divergence threshold; its
     ``epochs`` hold the epochs finished before that, ``diverged_epoch`` (1-based) and
     ``diverged_step`` say where it happened, and ``test_accuracy`` is None.
@@ -217,6 +221,7 @@ class TrainResult:
     wall_time: float = 0.0             # seconds, training and evaluation
     examples_per_second: float = 0.0   # training examples / wall_time
     provenance: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None           # the error of a failed run
 
     @property
     def config_hash(self) -> str:
@@ -328,7 +333,7 @@ def validate(config: TrainConfig, num_train: int | None = None) -> None:
 _malloc_tuned = False
 
 
-def _tune_malloc() -> None:
+def tune_malloc() -> None:
     """Stop glibc from mmap'ing and unmapping every step's activations.
 
     By default each large activation buffer is mmap'd and returned to the OS after the step:
@@ -348,7 +353,20 @@ def _tune_malloc() -> None:
     _malloc_tuned = True
 
 
-def _provenance(device: torch.device) -> dict[str, Any]:
+def prepare_device(device: torch.device) -> None:
+    """Process settings for training on ``device``: malloc tuning on CPU; on CUDA, fp32 as
+    in the paper (no TF32 matmuls) and deterministic convolutions."""
+    if device.type == "cpu":
+        tune_malloc()
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def provenance(device: torch.device) -> dict[str, Any]:
+    """Where a result was computed: package, commit, torch, device, threads, host."""
     from .provenance import cpu_name, git_commit
 
     return {
@@ -440,13 +458,7 @@ def train(config: TrainConfig, *, data: ImageData | None = None, data_root=None,
                          test_subset=config.test_subset, subset_seed=config.subset_seed,
                          download=download, device=device)
     validate(config, num_train=data.num_train)
-    if device.type == "cpu":
-        _tune_malloc()
-    else:  # fp32 as in the paper: no TF32 matmuls, deterministic convolutions
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
+    prepare_device(device)
     if channels_last is None:
         channels_last = device.type == "cpu"
 
@@ -536,5 +548,5 @@ def train(config: TrainConfig, *, data: ImageData | None = None, data_root=None,
         data_label=data.label,
         wall_time=wall_time,
         examples_per_second=step * config.batch_size / wall_time if wall_time > 0 else 0.0,
-        provenance=_provenance(device),
+        provenance=provenance(device),
     )

@@ -1,7 +1,6 @@
 """The single-run trainer: the update rule, the schedule, divergence, determinism, bad input."""
 
 import json
-import math
 
 import pytest
 import torch

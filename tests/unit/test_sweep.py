@@ -1,0 +1,183 @@
+"""Studies and sweeps: expansion, bad input before training, the store, resume, executors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from smallbatch.results import (RecordError, epochs_frame, load_records, save_result,
+                                trials_frame)
+from smallbatch.sweep import (Study, StudyError, dry_run, ensemble_groups, load_study,
+                              run_study, study_names)
+from smallbatch.train import TrainResult, config_hash
+
+SMOKE = {
+    "name": "tiny",
+    "base": {"data": "synthetic", "model": "resnet8", "train_subset": 128,
+             "test_subset": 50, "num_epochs": 1},
+    "grid": {"batch_size": [8, 32], "base_lr": {"pow2": [-8, -7]}, "seed": [0]},
+}
+
+
+def tiny(**changes) -> Study:
+    spec = json.loads(json.dumps(SMOKE))
+    for key, value in changes.items():
+        spec[key] = value
+    return Study.from_mapping(spec, "smoke")
+
+
+def metrics(result: TrainResult):
+    return [(e.train_loss, e.test_loss, e.test_accuracy) for e in result.epochs]
+
+
+# studies ------------------------------------------------------------------------------------
+
+def test_study_expands_the_grid_with_pow2_axes_and_scale_overrides():
+    study = tiny(scales={"smoke": {"grid": {"seed": [0, 1]}, "base": {"num_epochs": 2}}})
+    trials = study.trials()
+    assert len(trials) == 2 * 2 * 2
+    assert sorted({t.base_lr for t in trials}) == [2.0**-8, 2.0**-7]
+    assert {t.num_epochs for t in trials} == {2}
+    assert len({config_hash(t) for t in trials}) == 8
+    assert study.results_dir.parts[-2:] == ("tiny", "smoke")
+
+
+def test_named_study_and_yaml_file(tmp_path):
+    assert "smoke" in study_names()
+    study = load_study("smoke", "smoke")
+    assert study.base.data == "synthetic" and len(study.trials()) == 12
+    path = tmp_path / "mine.yaml"
+    path.write_text("name: mine\nbase: {data: synthetic, train_subset: 64}\n"
+                    "grid: {batch_size: [4], base_lr: [2^-8, '0.01']}\n")
+    assert [t.base_lr for t in load_study(path, "smoke").trials()] == [2.0**-8, 0.01]
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(grid={}), "empty grid"),
+    (dict(grid={"batch_size": []}), "empty grid.*batch_size"),
+    (dict(grid={"batch_sise": [2]}), "unknown TrainConfig field 'batch_sise'"),
+    (dict(grid={"batch_size": [256]}), "batch_size=256 is larger than the training set"),
+    (dict(base={**SMOKE["base"], "bn_batch_size": 3}), "bn_batch_size=3 does not divide"),
+    (dict(base={**SMOKE["base"], "augment": True}), None),  # fine: not in the grid
+    (dict(base={**SMOKE["base"], "batch_size": 4}), "both fixed in base and varied"),
+])
+def test_bad_studies_fail_before_training(change, message, tmp_path):
+    if message is None:
+        tiny(**change)
+        return
+    with pytest.raises(StudyError, match=message):
+        run_study(tiny(**change), results_dir=tmp_path, progress=False)
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_unknown_study_lists_the_named_ones():
+    with pytest.raises(StudyError, match="unknown study 'nope'.*smoke"):
+        load_study("nope")
+
+
+def test_unwritable_results_folder_fails_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(RecordError, match="not writable"):
+        run_study(tiny(), results_dir=blocker / "results", progress=False)
+
+
+def test_ensemble_groups_share_everything_but_the_optimiser():
+    study = tiny(grid={"batch_size": [8, 32], "base_lr": {"pow2": [-9, -6]}, "seed": [0, 1]})
+    groups = ensemble_groups(study.trials(), max_size=3, max_step_examples=10**6)
+    assert sorted(len(g) for g in groups) == [1, 1, 1, 1, 3, 3, 3, 3]
+    for group in groups:
+        assert len({(c.batch_size, c.seed) for c in group}) == 1
+    assert sum(len(g) for g in groups) == 16
+    # large batches: at most max_step_examples // m members per ensemble
+    capped = ensemble_groups(study.trials(), max_size=16, max_step_examples=64)
+    assert sorted(len(g) for g in capped) == [2, 2, 2, 2, 4, 4]
+
+
+# running, storing, resuming -------------------------------------------------------------------
+
+def test_run_stores_every_trial_and_a_rerun_trains_nothing(tmp_path):
+    study = tiny()
+    report = run_study(study, results_dir=tmp_path, progress=False)
+    assert report.trained == 4 and report.already_stored == 0 and report.failed == 0
+    assert sum(report.status_counts.values()) == 4 and "missing" not in report.status_counts
+    assert len(list(tmp_path.glob("*.json"))) == 4
+    again = run_study(study, results_dir=tmp_path, progress=False)
+    assert again.trained == 0 and again.already_stored == 4
+
+    records = load_records(tmp_path)
+    trials = trials_frame(records)
+    assert list(trials.batch_size) == [8, 8, 32, 32]
+    assert set(trials.provenance_git_commit.astype(str)) and "provenance_torch_version" in trials
+    epochs = epochs_frame(records)
+    assert len(epochs) == 4 and {"test_accuracy", "train_loss"} <= set(epochs.columns)
+
+    table = dry_run(study, results_dir=tmp_path)
+    assert set(table.status) <= {"complete", "diverged"}
+
+
+def test_failed_trials_are_retried_and_bad_records_skipped_by_name(tmp_path):
+    study = tiny()
+    first = study.trials()[0]
+    save_result(TrainResult(config=first, status="failed", epochs=[], test_accuracy=None,
+                            error="boom"), tmp_path)
+    (tmp_path / "0000000000000000.json").write_text("{broken")
+    foreign = tmp_path / "1111111111111111.json"
+    foreign.write_text((tmp_path / f"{config_hash(first)}.json").read_text())
+    with pytest.warns(UserWarning, match="0000000000000000.json"):
+        report = run_study(study, results_dir=tmp_path, progress=False)
+    assert report.trained == 4  # the failed one again, plus the three missing
+    records = load_records(tmp_path, warn=False)
+    assert len(records.results) == 4
+    assert records.results[config_hash(first)].status in ("complete", "diverged")
+    assert any("1111111111111111.json" in p and "foreign" in p for p in records.problems)
+
+
+def test_sweep_killed_midway_resumes_without_loss_or_duplicates(tmp_path):
+    """SIGKILL a real `smallbatch sweep` after its first records land; rerun; compare."""
+    study_file = tmp_path / "kill.yaml"
+    study_file.write_text(json.dumps({**SMOKE, "name": "kill", "grid": {
+        "batch_size": [4, 8, 16, 32], "base_lr": {"pow2": [-8, -7]}, "seed": [0]}}))
+    command = [sys.executable, "-m", "smallbatch.cli", "sweep", str(study_file), "--scale",
+               "smoke", "--quiet", "--max-ensemble", "1"]
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    process = subprocess.Popen(command + ["--results", str(killed)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(killed.glob("*.json")):
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    finished_before = {p.name for p in killed.glob("*.json")}
+    assert 1 <= len(finished_before) < 8, "the kill should land mid-sweep"
+
+    subprocess.run(command + ["--results", str(killed)], check=True, capture_output=True)
+    subprocess.run(command + ["--results", str(clean)], check=True, capture_output=True)
+    resumed = load_records(killed, warn=False).results
+    reference = load_records(clean, warn=False).results
+    assert sorted(resumed) == sorted(reference) and len(resumed) == 8
+    assert sorted(p.name for p in killed.iterdir()) == sorted(f"{h}.json" for h in resumed)
+    for digest, result in reference.items():
+        assert metrics(resumed[digest]) == metrics(result), digest
+
+
+@pytest.mark.parametrize("executor", ["processes", "dask"])
+def test_worker_executors_match_the_inline_run(executor, tmp_path):
+    study = tiny()
+    run_study(study, results_dir=tmp_path / "inline", progress=False)
+    report = run_study(study, results_dir=tmp_path / executor, executor=executor, workers=2,
+                       progress=False)
+    assert report.trained == 4 and report.failed == 0
+    inline = load_records(tmp_path / "inline", warn=False).results
+    other = load_records(tmp_path / executor, warn=False).results
+    assert sorted(inline) == sorted(other)
+    for digest, result in inline.items():
+        # one thread per worker against two inline: float sums may round differently
+        for (a, b) in zip(metrics(result), metrics(other[digest])):
+            assert a == pytest.approx(b, rel=1e-3, abs=1e-3)
+        assert other[digest].provenance["threads"] == 1

@@ -106,21 +106,28 @@ def _train(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from .results import RecordError
-    from .sweep import StudyError, dry_run, load_study, run_study
+    from .data import DataError
+    from .sweep import StudyError, calibrate_rates, dry_run, load_study, run_study
 
     try:
         study = load_study(args.study, args.scale)
         if args.dry_run:
+            if args.calibrate:
+                rates, source = calibrate_rates(study, max_ensemble=args.max_ensemble,
+                                                device=args.device,
+                                                data_root=args.data_root), "calibrated now"
+            else:
+                rates, source = _stored_rates(study, args.results), "this study's stored runs"
             table = dry_run(study, results_dir=args.results, max_ensemble=args.max_ensemble,
-                            rates=_stored_rates(study, args.results))
-            _print_dry_run(study, table)
+                            rates=rates)
+            _print_dry_run(study, table, source)
             return 0
         report = run_study(study, results_dir=args.results, executor=args.executor,
                            workers=args.workers, scheduler=args.scheduler,
                            data_root=args.data_root, device=args.device,
                            max_ensemble=args.max_ensemble, method=args.method,
                            progress=not args.quiet)
-    except (StudyError, RecordError) as error:
+    except (StudyError, RecordError, DataError) as error:
         print(f"smallbatch sweep: error: {error}", file=sys.stderr)
         return 2
     counts = ", ".join(f"{n} {s}" for s, n in sorted(report.status_counts.items()))
@@ -143,7 +150,15 @@ def _stored_rates(study, results_dir) -> dict[int, float]:
     return {m: sorted(v)[len(v) // 2] for m, v in rates.items()}
 
 
-def _print_dry_run(study, table) -> None:
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _print_dry_run(study, table, source: str) -> None:
     missing = table[table.status.isin(["missing", "failed"])]
     print(f"{study.name} ({study.scale}): {len(table)} trials in "
           f"{table.ensemble.nunique()} lock-step ensembles; {len(missing)} missing")
@@ -152,10 +167,9 @@ def _print_dry_run(study, table) -> None:
     print(f"to train: {examples:,.0f} training examples", end="")
     seconds = missing.estimated_seconds
     if len(missing) and seconds.notna().all():
-        print(f", about {seconds.sum() / 3600:.2f} h on this machine "
-              "(rates of this study's stored runs)")
+        print(f", about {_duration(seconds.sum())} on this machine (rates: {source})")
     else:
-        print("; time: no stored runs to estimate rates from (see benchmarks/)")
+        print("; time unknown: no stored runs to take rates from (add --calibrate)")
 
 
 def _results(args: argparse.Namespace) -> int:
@@ -224,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_study_options(sweep_parser)
     sweep_parser.add_argument("--dry-run", action="store_true",
                               help="list the trials and their cost; train nothing")
+    sweep_parser.add_argument("--calibrate", action="store_true",
+                              help="with --dry-run: time a few steps of each batch size here "
+                                   "to estimate the wall time")
     sweep_parser.add_argument("--executor", default="inline",
                               choices=("inline", "processes", "dask"),
                               help="inline (default): this process; processes: local worker "

@@ -54,6 +54,7 @@ __all__ = [
     "ensemble_groups",
     "run_study",
     "dry_run",
+    "calibrate_rates",
 ]
 
 
@@ -468,3 +469,58 @@ def dry_run(study: Study, *, results_dir: str | os.PathLike | None = None,
             "estimated_seconds": (count / rate if rate and count is not None else None),
         })
     return pd.DataFrame(rows)
+
+
+def calibrate_rates(study: Study, *, max_ensemble: int = 16,
+                    max_step_examples: int = MAX_STEP_EXAMPLES, device: str = "auto",
+                    data_root=None, seconds: float = 1.0) -> dict[int, float]:
+    """Measure, on this machine, examples/s of each batch size's lock-step ensemble.
+
+    For every batch size in the study: the ensemble size a sweep would use, a few SGD steps
+    of the study's model on random inputs of the data's shape, timed after two warm-up
+    steps. Used by ``smallbatch sweep --dry-run --calibrate`` to estimate wall time.
+    """
+    import torch
+
+    from .ensemble import LockstepEnsemble, UnsupportedModelError
+    from .models import build_model
+    from .train import prepare_device, resolve_device
+
+    resolved = resolve_device(device)
+    prepare_device(resolved)
+    trials = validate_study(study)
+    data = _data_for(trials[0], data_root, resolved)
+    channels, height, width = data.input_shape
+    channels_last = resolved.type == "cpu"
+    rates = {}
+    for group in ensemble_groups(trials, max_ensemble, max_step_examples):
+        config, members = group[0], len(group)
+        if config.batch_size in rates:
+            continue
+        torch.manual_seed(0)
+        model = build_model(config.model, in_channels=channels,
+                            num_classes=data.num_classes, input_size=height,
+                            batch_norm=config.batch_norm,
+                            bn_batch_size=config.bn_batch_size).to(resolved)
+        try:
+            ensemble = LockstepEnsemble(model, members, method="grouped",
+                                        channels_last=channels_last)
+        except UnsupportedModelError:
+            ensemble = LockstepEnsemble(model, members, method="vmap",
+                                        channels_last=channels_last)
+        x = torch.randn(config.batch_size, channels, height, width, device=resolved)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = torch.randint(0, data.num_classes, (config.batch_size,), device=resolved)
+        lrs = torch.full((members,), 1e-6, device=resolved)
+        for _ in range(2):
+            ensemble.sgd_step(x, y, lrs)
+        steps, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds or steps < 2:
+            ensemble.sgd_step(x, y, lrs)
+            steps += 1
+        if resolved.type == "cuda":
+            torch.cuda.synchronize()
+        rates[config.batch_size] = steps * members * config.batch_size / (
+            time.perf_counter() - started)
+    return rates

@@ -55,3 +55,23 @@ def test_console_script_is_installed():
     out = subprocess.run([str(script), "train", "--help"], capture_output=True, text=True,
                          check=True).stdout
     assert "--base-lr" in out and "--bn-batch-size" in out and "--json" in out
+
+
+def test_sweep_dry_run_with_calibration_and_results_summary(tmp_path, capsys):
+    assert main(["sweep", "smoke", "--scale", "smoke", "--dry-run", "--calibrate",
+                 "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "12 trials in" in out and "12 missing" in out
+    assert "6,144 training examples, about" in out and "calibrated now" in out
+    assert not list(tmp_path.glob("*.json"))  # a dry run trains nothing
+    assert main(["sweep", "smoke", "--scale", "smoke", "--quiet",
+                 "--results", str(tmp_path)]) == 0
+    assert "12 trials" in capsys.readouterr().out
+    assert main(["results", "smoke", "--scale", "smoke", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "12 records" in out and "median test accuracy over seeds" in out
+
+
+def test_sweep_unknown_study_exit_code(capsys):
+    assert main(["sweep", "no-such-study"]) == 2
+    assert "unknown study 'no-such-study'" in capsys.readouterr().err

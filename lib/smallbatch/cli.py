@@ -135,6 +135,8 @@ def _sweep(args: argparse.Namespace) -> int:
           f"This run trained {report.trained} ({report.failed} failed) in "
           f"{report.wall_time:.0f} s on {report.executor}; {report.already_stored} were "
           f"already stored in {report.results_dir}")
+    for error in report.errors:
+        print(f"smallbatch sweep: failed trials: {error}", file=sys.stderr)
     return 1 if report.failed else 0
 
 

@@ -354,6 +354,7 @@ class SweepReport:
     trained: int = 0                # trials trained by this run
     failed: int = 0                 # of those, how many failed
     status_counts: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)  # distinct errors of failed trials
     wall_time: float = 0.0
     executor: str = ""
 
@@ -417,7 +418,11 @@ def run_study(study: Study, *, results_dir: str | os.PathLike | None = None,
                     result = TrainResult.from_dict(values)
                     save_result(result, directory)
                     report.trained += 1
-                    report.failed += result.status == "failed"
+                    if result.status == "failed":
+                        report.failed += 1
+                        summary = result.error.splitlines()[0] if result.error else "unknown"
+                        if summary not in report.errors:
+                            report.errors.append(summary)
                 bar.update(sum(examples(c) for c in group))
                 bar.set_postfix_str(f"trials {report.already_stored + report.trained}"
                                     f"/{report.total}")

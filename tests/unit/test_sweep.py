@@ -181,3 +181,29 @@ def test_worker_executors_match_the_inline_run(executor, tmp_path):
         for (a, b) in zip(metrics(result), metrics(other[digest])):
             assert a == pytest.approx(b, rel=1e-3, abs=1e-3)
         assert other[digest].provenance["threads"] == 1
+
+
+def test_dask_through_a_scheduler_address(tmp_path):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        report = run_study(tiny(), results_dir=tmp_path, executor="dask",
+                           scheduler=cluster.scheduler_address, progress=False)
+    assert report.trained == 4 and report.failed == 0
+    assert report.executor.startswith(f"Dask scheduler {cluster.scheduler_address}")
+
+
+def test_a_failing_trial_is_stored_as_failed_with_its_error(tmp_path, capsys):
+    from smallbatch.cli import main
+
+    study_file = tmp_path / "nodata.yaml"
+    study_file.write_text(json.dumps({**SMOKE, "name": "nodata",
+                                      "base": {**SMOKE["base"], "data": "cifar100"}}))
+    code = main(["sweep", str(study_file), "--scale", "smoke", "--quiet",
+                 "--results", str(tmp_path / "out"), "--data-root", str(tmp_path / "empty")])
+    assert code == 1
+    assert "DataError" in capsys.readouterr().err
+    records = load_records(tmp_path / "out", warn=False).results
+    assert len(records) == 4 and {r.status for r in records.values()} == {"failed"}
+    assert all("DataError" in r.error for r in records.values())

@@ -38,10 +38,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .data import ImageData, load_data
-from .models import BasicBlock as CifarBasicBlock, CifarResNet, GhostBatchNorm, ReducedAlexNet, build_model, count_parameters
+from .data import ImageData
+from .models import BasicBlock as CifarBasicBlock
+from .models import CifarResNet, GhostBatchNorm, ReducedAlexNet, count_parameters
 from .train import (ConfigError, EpochMetrics, TrainConfig, TrainResult, lr_at_step,
-                    prepare_device, provenance, resolve_device, validate)
+                    provenance, setup_run, validate)
 
 __all__ = [
     "OPTIMISER_FIELDS",
@@ -476,25 +477,10 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
                           f"{', '.join(METHODS)}")
     shared = configs[0]
     members = len(configs)
-    device = resolve_device(device)
-    if data is None:
-        data = load_data(shared.data, root=data_root, train_subset=shared.train_subset,
-                         test_subset=shared.test_subset, subset_seed=shared.subset_seed,
-                         download=download, device=device)
-    for config in configs:
-        validate(config, num_train=data.num_train)
-    prepare_device(device)
-    if channels_last is None:
-        channels_last = device.type == "cpu"
-
-    # Exactly train()'s initialisation: every member starts from these weights.
-    torch.manual_seed(shared.seed)
-    channels, height, _ = data.input_shape
-    model = build_model(shared.model, in_channels=channels, num_classes=data.num_classes,
-                        input_size=height, batch_norm=shared.batch_norm,
-                        bn_batch_size=shared.bn_batch_size).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    # Exactly train()'s set-up: every member starts from these weights.
+    device, data, model, channels_last = setup_run(
+        shared, data=data, data_root=data_root, download=download, device=device,
+        channels_last=channels_last, configs=list(configs))
     ensemble = _build_ensemble(model, members, method, channels_last)
     num_parameters = count_parameters(model)
     dtype = ensemble.parameters[0].dtype  # float32 normally; float64 when the tests ask

@@ -44,6 +44,7 @@ __all__ = [
     "config_hash",
     "validate",
     "train",
+    "setup_run",
     "make_optimizer",
     "sgd_step",
     "evaluate",
@@ -431,6 +432,37 @@ def evaluate(model: torch.nn.Module, data: ImageData, batch_size: int,
     return loss_sum / count, correct / count
 
 
+def setup_run(config: TrainConfig, *, data: ImageData | None = None, data_root=None,
+              download: bool = False, device: str | torch.device = "auto",
+              channels_last: bool | None = None, configs: list[TrainConfig] | None = None):
+    """What every run does before its first step: resolve the device, load the data, check
+    the batch size against it, set the process up, and build the initial model from the
+    seed. Shared by :func:`train` and the lock-step ensembles (whose ``configs`` all share
+    these fields), so both start from the same weights by construction.
+
+    Returns:
+        (device, data, model, channels_last)
+    """
+    device = resolve_device(device)
+    if data is None:
+        data = load_data(config.data, root=data_root, train_subset=config.train_subset,
+                         test_subset=config.test_subset, subset_seed=config.subset_seed,
+                         download=download, device=device)
+    for each in configs or [config]:
+        validate(each, num_train=data.num_train)
+    prepare_device(device)
+    if channels_last is None:
+        channels_last = device.type == "cpu"
+    torch.manual_seed(config.seed)
+    channels, height, _ = data.input_shape
+    model = build_model(config.model, in_channels=channels, num_classes=data.num_classes,
+                        input_size=height, batch_norm=config.batch_norm,
+                        bn_batch_size=config.bn_batch_size).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return device, data, model, channels_last
+
+
 def train(config: TrainConfig, *, data: ImageData | None = None, data_root=None,
           download: bool = False, device: str | torch.device = "auto",
           progress: bool = True, check_every: int = 20,
@@ -452,23 +484,9 @@ def train(config: TrainConfig, *, data: ImageData | None = None, data_root=None,
     same machine: identical metrics.
     """
     validate(config)
-    device = resolve_device(device)
-    if data is None:
-        data = load_data(config.data, root=data_root, train_subset=config.train_subset,
-                         test_subset=config.test_subset, subset_seed=config.subset_seed,
-                         download=download, device=device)
-    validate(config, num_train=data.num_train)
-    prepare_device(device)
-    if channels_last is None:
-        channels_last = device.type == "cpu"
-
-    torch.manual_seed(config.seed)
-    channels, height, _ = data.input_shape
-    model = build_model(config.model, in_channels=channels, num_classes=data.num_classes,
-                        input_size=height, batch_norm=config.batch_norm,
-                        bn_batch_size=config.bn_batch_size).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    device, data, model, channels_last = setup_run(
+        config, data=data, data_root=data_root, download=download, device=device,
+        channels_last=channels_last)
     peak_lr = config.peak_lr
     optimizer = make_optimizer(model, config)
     generator = torch.Generator().manual_seed(config.seed)

@@ -16,7 +16,7 @@ from . import render
 
 render.activate_if_building()
 
-__all__ = ["training_curves", "throughput"]
+__all__ = ["training_curves", "throughput", "nqm_loss_curves", "nqm_steps_to_target"]
 
 
 def training_curves(history: pd.DataFrame, title: str = "") -> go.Figure:
@@ -117,4 +117,136 @@ def throughput(benchmark: dict) -> go.Figure:
                    tickformat="d"),
         yaxis=dict(title_text="training examples per second", rangemode="tozero"),
         legend=dict(orientation="h", y=-0.25), height=560, margin=dict(t=130))
+    return fig
+
+
+# ------------------------------------------------------------- noisy quadratic model
+
+_RULE_STYLE = {  # LR choice -> (legend name, colour, dash)
+    "tuned": ("LR tuned per batch size", "#d62728", "solid"),
+    "linear": ("linear rule from the smallest B", "#1f77b4", "dash"),
+    "sqrt": ("square-root rule from the smallest B", "#2ca02c", "dot"),
+}
+
+
+def _log2_batch_axis(batch_sizes) -> dict:
+    return dict(title_text="batch size B (log2 scale)", type="log", dtick=math.log10(2),
+                tickformat="d", range=[math.log10(min(batch_sizes)) - 0.1,
+                                       math.log10(max(batch_sizes)) + 0.1])
+
+
+def _nan_to_none(values) -> list:
+    return [None if v is None or not math.isfinite(v) else float(v) for v in values]
+
+
+def nqm_loss_curves(table: pd.DataFrame, title: str = "Noisy quadratic model: expected loss "
+                    "of SGD") -> go.Figure:
+    """E[L] against SGD steps, one curve per batch size, with a slider over the learning rate
+    (book: "The noisy quadratic model").
+
+    Every slider step restyles the y data of all curves from precomputed values, so the
+    slider works in the static book.
+
+    Args:
+        table: ``smallbatch.theory.nqm_loss_table`` output (batch_size, lr, step,
+            expected_loss); steps >= 1 (the x axis is logarithmic).
+    """
+    table = table[table["step"] >= 1].sort_values(["lr", "batch_size", "step"])
+    lrs = sorted(table["lr"].unique())
+    batch_sizes = sorted(table["batch_size"].unique())
+    steps = sorted(table["step"].unique())
+    grid = {key: g["expected_loss"].to_numpy() for key, g in table.groupby(["lr", "batch_size"])}
+    active = len(lrs) // 2
+    palette = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725", "#f89540", "#cc4778",
+               "#7e03a8"]
+    fig = go.Figure()
+    for i, b in enumerate(batch_sizes):
+        fig.add_trace(go.Scatter(
+            x=steps, y=_nan_to_none(grid[(lrs[active], b)]), mode="lines", name=f"B = {b}",
+            line=dict(color=palette[i % len(palette)]),
+            hovertemplate=f"B = {b}, step %{{x}}: E[L] = %{{y:.4g}}<extra></extra>"))
+
+    def heading(lr: float) -> str:
+        return f"{title}, step size a = 2^{math.log2(lr):.2f} = {lr:.3g}"
+
+    slider_steps = [dict(method="update", label=f"2^{math.log2(lr):.2f}",
+                         args=[{"y": [_nan_to_none(grid[(lr, b)]) for b in batch_sizes]},
+                               {"title.text": heading(lr)}])
+                    for lr in lrs]
+    fig.update_layout(
+        title=dict(text=heading(lrs[active])),
+        sliders=[dict(active=active, steps=slider_steps, pad=dict(t=60),
+                      currentvalue=dict(prefix="step size a (on the mean loss) = "))],
+        xaxis=dict(title_text="SGD steps t (log scale)", type="log"),
+        yaxis=dict(title_text="expected loss E[L] (log scale)", type="log"),
+        legend=dict(title_text="batch size"), height=560, margin=dict(t=80))
+    return fig
+
+
+def nqm_steps_to_target(table: pd.DataFrame, critical: dict | None = None,
+                        title: str = "Noisy quadratic model: steps to reach the target "
+                        "loss") -> go.Figure:
+    """Steps to reach a target E[L] against batch size, for the LR tuned per B and the
+    linear and square-root rules, with the perfect-scaling line steps ∝ 1/B through the
+    tuned value at the smallest B and a slider over the target (book: "The noisy quadratic
+    model").
+
+    Args:
+        table: ``smallbatch.theory.nqm_scaling_table`` output.
+        critical: optional {target: critical batch size}, drawn as a vertical line.
+    """
+    targets = sorted(table["target"].unique(), reverse=True)
+    batch_sizes = sorted(table["batch_size"].unique())
+    rules = [r for r in _RULE_STYLE if r in set(table["rule"])]
+
+    def series(target) -> tuple[list, str]:
+        part = table[table["target"] == target]
+        ys = []
+        for rule in rules:
+            s = part[part["rule"] == rule].set_index("batch_size")["steps"]
+            ys.append(_nan_to_none([s.get(b, float("nan")) for b in batch_sizes]))
+        tuned = part[part["rule"] == "tuned"].set_index("batch_size")["steps"]
+        first = tuned.get(batch_sizes[0], float("nan"))
+        ys.append(_nan_to_none([first * batch_sizes[0] / b for b in batch_sizes]))
+        xs = [None] * 2
+        if critical and critical.get(target) is not None:
+            xs = [critical[target]] * 2
+        finite = [v for y in ys for v in y if v is not None]
+        span = [min(finite) / 2, max(finite) * 2] if finite else [1, 10]
+        return ys + [span], xs
+
+    def heading(target) -> str:
+        extra = ""
+        if critical and critical.get(target) is not None:
+            extra = f"; critical batch size {critical[target]}"
+        return f"{title} E[L] ≤ {target:g}{extra}"
+
+    fig = go.Figure()
+    active = 0
+    ys, xs = series(targets[active])
+    for rule, y in zip(rules, ys):
+        name, color, dash = _RULE_STYLE[rule]
+        fig.add_trace(go.Scatter(x=batch_sizes, y=y, name=name, mode="lines+markers",
+                                 line=dict(color=color, dash=dash),
+                                 hovertemplate="B = %{x}: %{y:,.0f} steps<extra></extra>"))
+    fig.add_trace(go.Scatter(x=batch_sizes, y=ys[len(rules)], mode="lines",
+                             name="perfect scaling (steps ∝ 1/B)",
+                             line=dict(color="black", dash="dot", width=1), hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=xs, y=ys[-1], mode="lines", name="critical batch size",
+                             line=dict(color="#7f7f7f", width=1, dash="dashdot"),
+                             hoverinfo="skip"))
+    slider_steps = []
+    for target in targets:
+        ys_t, xs_t = series(target)
+        slider_steps.append(dict(
+            method="update", label=f"{target:g}",
+            args=[{"y": ys_t, "x": [batch_sizes] * (len(rules) + 1) + [xs_t]},
+                  {"title.text": heading(target)}]))
+    fig.update_layout(
+        title=dict(text=heading(targets[active])),
+        sliders=[dict(active=active, steps=slider_steps, pad=dict(t=60),
+                      currentvalue=dict(prefix="target expected loss = "))],
+        xaxis=_log2_batch_axis(batch_sizes),
+        yaxis=dict(title_text="SGD steps to reach the target (log scale)", type="log"),
+        legend=dict(orientation="h", y=-0.45), height=600, margin=dict(t=80))
     return fig

@@ -16,7 +16,8 @@ from . import render
 
 render.activate_if_building()
 
-__all__ = ["training_curves", "throughput", "nqm_loss_curves", "nqm_steps_to_target"]
+__all__ = ["training_curves", "throughput", "nqm_loss_curves", "nqm_steps_to_target",
+           "lr_scaling"]
 
 
 def training_curves(history: pd.DataFrame, title: str = "") -> go.Figure:
@@ -249,4 +250,99 @@ def nqm_steps_to_target(table: pd.DataFrame, critical: dict | None = None,
         xaxis=_log2_batch_axis(batch_sizes),
         yaxis=dict(title_text="SGD steps to reach the target (log scale)", type="log"),
         legend=dict(orientation="h", y=-0.45), height=600, margin=dict(t=80))
+    return fig
+
+
+_SCALING_STYLE = {  # learning-rate scaling rule -> (legend name, colour, dash)
+    "linear": ("linear: η ∝ m", "#1f77b4", "solid"),
+    "sqrt": ("square root: η ∝ √m", "#2ca02c", "dash"),
+    "none": ("none: η constant (TF Playground)", "#d62728", "dot"),
+}
+
+# (column of theory.scaling_table, panel title, y axis title)
+_SCALING_PANELS = [
+    ("eta", "learning rate η (mean form)", "η (per update, on the mean loss)"),
+    ("eta_tilde", "base learning rate η̃ = η / m", "η̃ (per example, on the summed loss)"),
+    ("mean_update_per_example", "mean update per example",
+     "|E[Δθ]| / m (units of |G|)"),
+    ("update_variance", "variance of one update", "tr Cov[Δθ] (units of tr Σ)"),
+]
+
+
+def lr_scaling(table: pd.DataFrame, title: str = "Learning-rate scaling") -> go.Figure:
+    """η, η̃, the mean update per example and the variance of one update against the batch
+    size m, one curve per scaling rule, with a slider over m that moves a marker on every
+    panel and writes the values into the title (book: "Learning-rate scaling").
+
+    Every slider step restyles the x and y data of all traces from precomputed values (the
+    curves are unchanged; the markers move), so the slider works in the static book.
+
+    Args:
+        table: ``smallbatch.theory.scaling_table`` output.
+        title: the first line of the figure title.
+    """
+    missing = ({"rule", "batch_size"} | {c for c, _, _ in _SCALING_PANELS}) - set(table.columns)
+    if missing:
+        raise ValueError(f"table lacks column(s) {sorted(missing)}; "
+                         "pass smallbatch.theory.scaling_table(...)")
+    batch_sizes = sorted(int(b) for b in table["batch_size"].unique())
+    rules = [r for r in _SCALING_STYLE if r in set(table["rule"])]
+    values = {(rule, column): table[table["rule"] == rule].set_index("batch_size")[column]
+              .reindex(batch_sizes).to_numpy(dtype=float)
+              for rule in rules for column, _, _ in _SCALING_PANELS}
+    fig = make_subplots(rows=2, cols=2, subplot_titles=[t for _, t, _ in _SCALING_PANELS],
+                        horizontal_spacing=0.14, vertical_spacing=0.2)
+    cells = [(1, 1), (1, 2), (2, 1), (2, 2)]
+    for (column, _, _), (row, col) in zip(_SCALING_PANELS, cells):
+        for rule in rules:
+            name, color, dash = _SCALING_STYLE[rule]
+            fig.add_trace(go.Scatter(
+                x=batch_sizes, y=_nan_to_none(values[(rule, column)]), mode="lines",
+                name=name, legendgroup=rule, showlegend=(row, col) == (1, 1),
+                line=dict(color=color, dash=dash),
+                hovertemplate=f"{rule}, m = %{{x}}: %{{y:.4g}}<extra></extra>"), row=row, col=col)
+    curves = len(fig.data)
+
+    def markers(index: int) -> tuple[list, list]:
+        m = batch_sizes[index]
+        return ([[m] * len(rules) for _ in _SCALING_PANELS],
+                [[float(values[(rule, column)][index]) for rule in rules]
+                 for column, _, _ in _SCALING_PANELS])
+
+    active = len(batch_sizes) // 2
+    xs, ys = markers(active)
+    for k, ((row, col), x, y) in enumerate(zip(cells, xs, ys)):
+        fig.add_trace(go.Scatter(
+            x=x, y=y, mode="markers", name="selected m", legendgroup="selected",
+            showlegend=k == 0, hoverinfo="skip",
+            marker=dict(size=11, color=[_SCALING_STYLE[r][1] for r in rules],
+                        line=dict(color="black", width=1.5))), row=row, col=col)
+
+    def heading(index: int) -> str:
+        m = batch_sizes[index]
+        eta = ", ".join(f"{rule} {values[(rule, 'eta')][index]:.3g}" for rule in rules)
+        var = ", ".join(f"{rule} {values[(rule, 'update_variance')][index]:.3g}"
+                        for rule in rules)
+        return f"{title}, m = {m}<br><sup>η: {eta}; tr Cov[Δθ]: {var}</sup>"
+
+    curve_x = [batch_sizes] * curves
+    curve_y = [list(trace.y) for trace in fig.data[:curves]]
+    slider_steps = []
+    for index, m in enumerate(batch_sizes):
+        xs, ys = markers(index)
+        slider_steps.append(dict(method="update", label=str(m),
+                                 args=[{"x": curve_x + xs, "y": curve_y + ys},
+                                       {"title.text": heading(index)}]))
+    octaves = 1 if len(batch_sizes) <= 8 else 2  # a tick every 2 octaves fits half a page
+    axis = dict(type="log", dtick=octaves * math.log10(2), tickformat="d",
+                range=[math.log10(min(batch_sizes)) - 0.1, math.log10(max(batch_sizes)) + 0.1])
+    fig.update_xaxes(title_text="batch size m (log2 scale)", **axis)
+    for (_, _, y_title), (row, col) in zip(_SCALING_PANELS, cells):
+        fig.update_yaxes(title_text=y_title, type="log", dtick=1, exponentformat="power",
+                         row=row, col=col)  # dtick=1: one label per decade
+    fig.update_layout(
+        title=dict(text=heading(active)),
+        sliders=[dict(active=active, steps=slider_steps, pad=dict(t=70),
+                      currentvalue=dict(prefix="batch size m = "))],
+        legend=dict(orientation="h", y=-0.32), height=820, margin=dict(t=110))
     return fig

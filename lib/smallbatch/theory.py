@@ -35,7 +35,8 @@ __all__ = [
     "UnstableLearningRate", "nqm_curvatures", "nqm_is_stable", "nqm_second_moments",
     "nqm_expected_loss", "nqm_steps_to_target", "nqm_best_steps_to_target",
     "nqm_loss_table", "nqm_scaling_table", "critical_batch_size", "nqm_noise_scales",
-    "NQMSettings", "nqm_settings",
+    "NQMSettings", "nqm_settings", "SCALING_RULES", "scaling_table", "LRScalingSettings",
+    "lr_scaling_settings",
 ]
 
 RULES = ("tuned", "linear", "sqrt")
@@ -349,3 +350,76 @@ def nqm_settings(scale: str) -> NQMSettings:
                        targets=(1.0, 0.3, 0.1, 0.03), max_steps=10 ** 7,
                        curve_batch_sizes=(1, 4, 16, 64, 256, 1024, 4096),
                        curve_lrs=_log2_grid(-8, 0.75, 4), curve_steps=_log_steps(10 ** 6, 100))
+
+
+# Learning-rate scaling (book: "Learning-rate scaling") -------------------------------------
+
+SCALING_RULES = ("linear", "sqrt", "none")  # the rules of smallbatch.train.learning_rate
+
+
+def scaling_table(batch_sizes: Sequence[int], base_lr: float, reference_batch_size: int,
+                  rules: Sequence[str] = SCALING_RULES, grad_mean_sq: float = 1.0,
+                  grad_var: float = 1.0, dataset_size: int = 50_000) -> pd.DataFrame:
+    """First moments of one SGD update, per update, per example and per epoch, for each
+    learning-rate scaling rule (book: "Learning-rate scaling").
+
+    Per-example gradients g_i are i.i.d. with mean G and covariance Sigma (m much smaller
+    than the data set, so sampling with or without replacement is the same). One update
+    -eta (1/m) sum_i g_i = -eta_tilde sum_i g_i has mean -eta G and covariance
+    eta^2 Sigma / m = eta_tilde^2 m Sigma. To first order (gradients taken at one point,
+    curvature ignored) an epoch of N / m updates moves N eta_tilde |G| in expectation and
+    accumulates noise of total variance N eta_tilde^2 tr(Sigma).
+
+    Args:
+        batch_sizes: the batch sizes m.
+        base_lr: eta_tilde at the reference batch size (per example; eta = m * eta_tilde).
+        reference_batch_size: m_ref, where all rules give eta = m_ref * base_lr.
+        rules: names accepted by ``smallbatch.train.learning_rate``.
+        grad_mean_sq: |G|^2, the squared norm of the mean per-example gradient.
+        grad_var: tr(Sigma), the total variance of one per-example gradient.
+        dataset_size: N, examples per epoch (default 50,000: CIFAR-10's training set).
+
+    Returns:
+        one row per (rule, batch_size) with columns rule, batch_size, eta, eta_tilde,
+        mean_update (|E update| = eta |G|), mean_update_per_example (eta_tilde |G|),
+        update_variance (tr Cov = eta^2 tr(Sigma) / m), update_variance_per_example
+        (update_variance / m = eta_tilde^2 tr(Sigma)), updates_per_epoch (N / m),
+        epoch_movement (N eta_tilde |G|) and epoch_variance (N eta_tilde^2 tr(Sigma)).
+    """
+    if grad_mean_sq < 0 or grad_var < 0:
+        raise ValueError("grad_mean_sq and grad_var are squared norms: they must be >= 0")
+    grad_norm = math.sqrt(grad_mean_sq)
+    rows = []
+    for rule in rules:
+        for m in batch_sizes:
+            eta = learning_rate(base_lr, m, rule, reference_batch_size=reference_batch_size)
+            eta_tilde = eta / m
+            update_variance = eta * eta * grad_var / m
+            updates = dataset_size / m
+            rows.append(dict(
+                rule=rule, batch_size=m, eta=eta, eta_tilde=eta_tilde,
+                mean_update=eta * grad_norm, mean_update_per_example=eta_tilde * grad_norm,
+                update_variance=update_variance,
+                update_variance_per_example=update_variance / m,
+                updates_per_epoch=updates, epoch_movement=updates * eta * grad_norm,
+                epoch_variance=updates * update_variance))
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class LRScalingSettings:
+    """Grids for the learning-rate scaling chapter (closed form: milliseconds)."""
+
+    batch_sizes: tuple[int, ...]  # m, powers of two (the figure's slider)
+    reference_batch_size: int  # m_ref: all rules agree here
+    base_lr: float  # eta_tilde at m_ref, per example (eta = m_ref * base_lr there)
+    dataset_size: int  # N, examples per epoch (CIFAR-10: 50,000)
+
+
+def lr_scaling_settings(scale: str) -> LRScalingSettings:
+    """The chapter's grid at each scale (book: "Learning-rate scaling"): m = 1 ... 1024
+    at smoke, 1 ... 8192 at scaled and full (nothing is trained; full = scaled).
+    m_ref = 32 and eta_tilde = 2^-8 (eta = 0.125 at m_ref) are illustrative values."""
+    top = 10 if check_scale(scale) == "smoke" else 13
+    return LRScalingSettings(batch_sizes=tuple(2 ** k for k in range(top + 1)),
+                             reference_batch_size=32, base_lr=2.0 ** -8, dataset_size=50_000)

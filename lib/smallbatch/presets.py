@@ -11,11 +11,15 @@ Every size a notebook uses derives from its ``scale`` parameter through a functi
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from .train import TrainConfig
 
-__all__ = ["SCALES", "check_scale", "repo_root", "results_dir", "quickstart"]
+__all__ = ["SCALES", "check_scale", "repo_root", "results_dir", "quickstart", "NQMSettings",
+           "nqm", "LRScalingSettings", "lr_scaling"]
 
 SCALES: tuple[str, ...] = ("smoke", "scaled", "full")
 
@@ -60,3 +64,69 @@ def quickstart(scale: str) -> TrainConfig:
         return base.replace(data="fashion-mnist", num_epochs=10)
     return base.replace(data="cifar10", model="resnet20", augment=True, weight_decay=1e-4,
                         num_epochs=82)
+
+
+# The theory chapters (closed form; nothing trains) ------------------------------------------
+
+@dataclass(frozen=True)
+class NQMSettings:
+    """Grids for the noisy-quadratic-model chapter (all closed form: seconds on a CPU)."""
+
+    dim: int  # d, the number of coordinates (curvatures h_i = 1/i)
+    tuning_lrs: tuple[float, ...]  # step sizes a tried per batch size (a < 2 = 2 / max h)
+    batch_sizes: tuple[int, ...]  # B on a power-of-two grid
+    targets: tuple[float, ...]  # target values of E[L]
+    max_steps: int  # give up beyond this many SGD steps
+    curve_batch_sizes: tuple[int, ...]  # one loss curve per B in the loss-curve figure
+    curve_lrs: tuple[float, ...]  # the loss-curve figure's slider over a
+    curve_steps: tuple[int, ...]  # steps at which the loss curves are evaluated
+    critical_ratio: float = 1.5  # B_crit: smallest B with steps(B) / steps(2B) < this
+
+
+def _log2_grid(low: float, high: float, per_octave: int) -> tuple[float, ...]:
+    return tuple(2.0 ** (k / per_octave) for k in range(round(low * per_octave),
+                                                          round(high * per_octave) + 1))
+
+
+def _log_steps(last: int, count: int) -> tuple[int, ...]:
+    return tuple(sorted({int(round(v)) for v in np.geomspace(1, last, count)}))
+
+
+def nqm(scale: str) -> NQMSettings:
+    """The chapter's grids at each scale (book: "The noisy quadratic model").
+
+    - smoke: d = 1,000, half-octave LR grid, B = 1 ... 1024, three targets (< 1 s).
+    - scaled and full: d = 10^4 as in Zhang et al. 2019, quarter-octave LR grid from 2^-12
+      to 2^0.75 (the largest grid point below the stability limit a = 2), B = 1 ... 16384,
+      four targets. Closed form, so the paper's size costs only seconds; full = scaled.
+    """
+    if check_scale(scale) == "smoke":
+        return NQMSettings(dim=1_000, tuning_lrs=_log2_grid(-10, 0.5, 2),
+                           batch_sizes=tuple(2 ** k for k in range(11)),
+                           targets=(1.0, 0.3, 0.1), max_steps=10 ** 6,
+                           curve_batch_sizes=(1, 8, 64, 512), curve_lrs=_log2_grid(-6, 0.5, 2),
+                           curve_steps=_log_steps(10 ** 4, 60))
+    return NQMSettings(dim=10_000, tuning_lrs=_log2_grid(-12, 0.75, 4),
+                       batch_sizes=tuple(2 ** k for k in range(15)),
+                       targets=(1.0, 0.3, 0.1, 0.03), max_steps=10 ** 7,
+                       curve_batch_sizes=(1, 4, 16, 64, 256, 1024, 4096),
+                       curve_lrs=_log2_grid(-8, 0.75, 4), curve_steps=_log_steps(10 ** 6, 100))
+
+
+@dataclass(frozen=True)
+class LRScalingSettings:
+    """Grids for the learning-rate scaling chapter (closed form: milliseconds)."""
+
+    batch_sizes: tuple[int, ...]  # m, powers of two (the figure's slider)
+    reference_batch_size: int  # m_ref: all rules agree here
+    base_lr: float  # eta_tilde at m_ref, per example (eta = m_ref * base_lr there)
+    dataset_size: int  # N, examples per epoch (CIFAR-10: 50,000)
+
+
+def lr_scaling(scale: str) -> LRScalingSettings:
+    """The chapter's grid at each scale (book: "Learning-rate scaling"): m = 1 ... 1024
+    at smoke, 1 ... 8192 at scaled and full (nothing is trained; full = scaled).
+    m_ref = 32 and eta_tilde = 2^-8 (eta = 0.125 at m_ref) are illustrative values."""
+    top = 10 if check_scale(scale) == "smoke" else 13
+    return LRScalingSettings(batch_sizes=tuple(2 ** k for k in range(top + 1)),
+                             reference_batch_size=32, base_lr=2.0 ** -8, dataset_size=50_000)

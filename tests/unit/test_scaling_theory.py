@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from smallbatch import figures, theory
+from smallbatch import figures, presets, theory
 from smallbatch.train import learning_rate
 
 # a fixed, non-diagonal per-example gradient distribution: mean G, covariance SIGMA
@@ -143,7 +143,7 @@ def test_bad_moments_are_rejected():
 
 
 def test_settings_grids():
-    smoke, scaled = theory.lr_scaling_settings("smoke"), theory.lr_scaling_settings("scaled")
+    smoke, scaled = presets.lr_scaling("smoke"), presets.lr_scaling("scaled")
     assert len(smoke.batch_sizes) < len(scaled.batch_sizes)
     for s in (smoke, scaled):
         assert s.reference_batch_size in s.batch_sizes and {2, 1024} <= set(s.batch_sizes)

@@ -416,13 +416,6 @@ class LockstepEnsemble:
 # ----------------------------------------------------------------------- the trainer
 
 
-def _decay_rate(config: TrainConfig) -> float:
-    """The weight decay SGD applies, as make_optimizer: lambda, or lambda / m per step."""
-    if config.weight_decay_scaling == "per_step":
-        return config.weight_decay / config.batch_size
-    return config.weight_decay
-
-
 def _build_ensemble(model: nn.Module, members: int, method: str,
                     channels_last: bool) -> LockstepEnsemble:
     if method == "auto":
@@ -494,7 +487,7 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
     peak_lrs = [config.peak_lr for config in configs]
     schedules = [dict(milestones=c.lr_milestones, decay=c.lr_decay, warmup=c.warmup,
                       warmup_fraction=c.warmup_fraction) for c in configs]
-    decay_rates = [_decay_rate(config) for config in configs]
+    decay_rates = [config.sgd_weight_decay for config in configs]
     any_decay = any(rate > 0 for rate in decay_rates)
 
     from tqdm.auto import tqdm

@@ -18,7 +18,7 @@ import numpy as np
 
 from .train import TrainConfig
 
-__all__ = ["SCALES", "check_scale", "repo_root", "results_dir", "quickstart", "NQMSettings",
+__all__ = ["SCALES", "check_scale", "repo_root", "study_dir", "results_dir", "quickstart", "NQMSettings",
            "nqm", "LRScalingSettings", "lr_scaling"]
 
 SCALES: tuple[str, ...] = ("smoke", "scaled", "full")
@@ -35,14 +35,17 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def results_dir(study: str, scale: str) -> Path | None:
+def study_dir(study: str, scale: str) -> Path:
     """Where a study's records live at ``scale``: $SMALLBATCH_RESULTS/<study>/<scale>, else
-    <repo>/results/<study>/<scale>. None at the smoke scale: smoke runs are checks, not
-    results, and are never stored."""
-    if check_scale(scale) == "smoke":
-        return None
+    <repo>/results/<study>/<scale>."""
     base = os.environ.get("SMALLBATCH_RESULTS")
-    return (Path(base) if base else repo_root() / "results") / study / scale
+    return (Path(base) if base else repo_root() / "results") / study / check_scale(scale)
+
+
+def results_dir(study: str, scale: str) -> Path | None:
+    """:func:`study_dir` for a notebook's own runs; None at the smoke scale: smoke runs are
+    checks, not results, and are never stored."""
+    return None if check_scale(scale) == "smoke" else study_dir(study, scale)
 
 
 def quickstart(scale: str) -> TrainConfig:

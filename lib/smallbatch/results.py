@@ -68,11 +68,7 @@ def load_result(config: TrainConfig, results_dir: str | os.PathLike) -> TrainRes
     path = record_path(results_dir, config)
     if not path.exists():
         return None
-    try:
-        result = TrainResult.from_dict(json.loads(path.read_text()))
-    except (ValueError, KeyError, TypeError) as error:
-        raise RecordError(f"{path}: not a readable smallbatch result ({error}); delete it "
-                          "to recompute the run") from error
+    result = _read_record(path)
     if result.config != config:
         raise RecordError(f"{path}: holds a result for a different config; delete it to "
                           "recompute the run")
@@ -97,7 +93,8 @@ def _read_record(path: Path) -> TrainResult:
     try:
         result = TrainResult.from_dict(json.loads(path.read_text()))
     except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise RecordError(f"{path}: not a readable smallbatch result ({error})") from error
+        raise RecordError(f"{path}: not a readable smallbatch result ({error}); delete it "
+                          "to recompute the run") from error
     if path.stem != result.config_hash:
         raise RecordError(f"{path}: its config hashes to {result.config_hash}, not to its file "
                           "name (a renamed or foreign record)")

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .ensemble import OPTIMISER_FIELDS
-from .presets import check_scale, repo_root
+from .presets import check_scale, study_dir
 from .train import ConfigError, TrainConfig, TrainResult, config_hash, validate
 
 __all__ = [
@@ -101,8 +101,7 @@ class Study:
     @property
     def results_dir(self) -> Path:
         """<$SMALLBATCH_RESULTS or repo/results>/<name>/<scale>."""
-        base = os.environ.get("SMALLBATCH_RESULTS")
-        return (Path(base) if base else repo_root() / "results") / self.name / self.scale
+        return study_dir(self.name, self.scale)
 
     def trials(self) -> list[TrainConfig]:
         names = [name for name, _ in self.grid]
@@ -220,6 +219,17 @@ def validate_study(study: Study) -> list[TrainConfig]:
     if len(set(hashes)) != len(hashes):
         raise StudyError(f"study {study.name} lists the same trial more than once")
     return trials
+
+
+def training_examples(config: TrainConfig) -> int | None:
+    """Examples a run trains on (steps per epoch x m x epochs); None if the data set's size
+    is known only from its files."""
+    from .data import train_size
+
+    size = train_size(config.data, config.train_subset)
+    if size is None:
+        return None
+    return (size // config.batch_size) * config.batch_size * config.num_epochs
 
 
 # ------------------------------------------------------------------------------ execution
@@ -378,7 +388,6 @@ def run_study(study: Study, *, results_dir: str | os.PathLike | None = None,
     """
     from tqdm.auto import tqdm
 
-    from .data import train_size
     from .results import check_writable, load_records, remove_stale_temporaries, save_result
 
     started = time.perf_counter()
@@ -393,8 +402,7 @@ def run_study(study: Study, *, results_dir: str | os.PathLike | None = None,
     groups = ensemble_groups(missing, max_ensemble, max_step_examples)
 
     def examples(config: TrainConfig) -> int:
-        size = train_size(config.data, config.train_subset) or 0
-        return (size // config.batch_size) * config.batch_size * config.num_epochs
+        return training_examples(config) or 0
 
     bar = tqdm(total=sum(examples(c) for c in missing), unit="ex", unit_scale=True,
                disable=not progress, desc=f"{study.name}/{study.scale}", smoothing=0.1)
@@ -449,7 +457,6 @@ def dry_run(study: Study, *, results_dir: str | os.PathLike | None = None,
     """
     import pandas as pd
 
-    from .data import train_size
     from .results import load_records
 
     trials = validate_study(study)
@@ -461,9 +468,7 @@ def dry_run(study: Study, *, results_dir: str | os.PathLike | None = None,
     for config in trials:
         digest = config_hash(config)
         record = stored.get(digest)
-        size = train_size(config.data, config.train_subset)
-        count = None if size is None else (size // config.batch_size) * config.batch_size \
-            * config.num_epochs
+        count = training_examples(config)
         rate = (rates or {}).get(config.batch_size)
         rows.append({
             "config_hash": digest, "batch_size": config.batch_size,

@@ -125,6 +125,14 @@ class TrainConfig:
         return cls(**values)
 
     @property
+    def sgd_weight_decay(self) -> float:
+        """The weight_decay to give SGD with lr = eta: lambda ("per_example") or lambda / m
+        ("per_step")."""
+        if self.weight_decay_scaling == "per_step":
+            return self.weight_decay / self.batch_size
+        return self.weight_decay
+
+    @property
     def peak_lr(self) -> float:
         """eta: the LR of one SGD step on the mean loss, before schedule and warm-up."""
         return learning_rate(self.base_lr, self.batch_size, self.lr_scaling,
@@ -389,11 +397,8 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.S
     Weight decay follows ``config.weight_decay_scaling`` (see :class:`TrainResult`):
     "per_example" passes lambda to SGD; "per_step" passes lambda / m.
     """
-    weight_decay = config.weight_decay
-    if config.weight_decay_scaling == "per_step":
-        weight_decay = config.weight_decay / config.batch_size
     return torch.optim.SGD(model.parameters(), lr=config.peak_lr, momentum=config.momentum,
-                           weight_decay=weight_decay)
+                           weight_decay=config.sgd_weight_decay)
 
 
 def sgd_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,

@@ -19,7 +19,8 @@ import numpy as np
 from .train import TrainConfig
 
 __all__ = ["SCALES", "check_scale", "repo_root", "study_dir", "results_dir", "quickstart", "NQMSettings",
-           "nqm", "LRScalingSettings", "lr_scaling"]
+           "nqm", "LRScalingSettings", "lr_scaling", "theory_checkpoints", "GradientNoiseSettings",
+           "gradient_noise"]
 
 SCALES: tuple[str, ...] = ("smoke", "scaled", "full")
 
@@ -133,3 +134,51 @@ def lr_scaling(scale: str) -> LRScalingSettings:
     top = 10 if check_scale(scale) == "smoke" else 13
     return LRScalingSettings(batch_sizes=tuple(2 ** k for k in range(top + 1)),
                              reference_batch_size=32, base_lr=2.0 ** -8, dataset_size=50_000)
+
+
+# The theory chapters measured on a real network -----------------------------------------
+
+def theory_checkpoints(scale: str):
+    """The weights the measured theory chapters start from (book: "The variance derivation,
+    measured" and "n small steps against one large step").
+
+    ResNet-8 *without* batch norm: with BN an example's gradient depends on the rest of its
+    batch, so per-example gradients and the derivations (which treat examples as
+    independent) do not apply as written. Trained with plain SGD at m = 32 and
+    eta_tilde = 2^-10 (eta = 1/32), constant learning rate, no weight decay.
+
+    - smoke: synthetic data (512 training images), at initialisation and after 1 epoch.
+    - scaled and full: Fashion-MNIST (all 60,000 training images), at initialisation and
+      after 1 and 5 epochs.
+    """
+    from .measure import Checkpoint
+
+    base = TrainConfig(model="resnet8", batch_norm="none", batch_size=32, base_lr=2.0 ** -10,
+                       lr_milestones=(), seed=0)
+    if check_scale(scale) == "smoke":
+        config = base.replace(data="synthetic", train_subset=512, test_subset=200)
+        return tuple(Checkpoint(config, epochs) for epochs in (0, 1))
+    config = base.replace(data="fashion-mnist")
+    return tuple(Checkpoint(config, epochs) for epochs in (0, 1, 5))
+
+
+@dataclass(frozen=True)
+class GradientNoiseSettings:
+    """Sizes for measuring the gradient noise of a real network (chapter 2)."""
+
+    per_example: int  # examples whose per-example gradients estimate tr(Sigma)
+    batch_sizes: tuple[int, ...]  # m at which the update covariance is measured
+    draws: int  # independent batches drawn per m
+    reference_batch_size: int = 32  # m_ref: eta_tilde = base_lr there under every rule
+    base_lr: float = 2.0 ** -10  # eta_tilde at m_ref (the checkpoints' training value)
+
+
+def gradient_noise(scale: str) -> GradientNoiseSettings:
+    """Chapter 2's sizes: at smoke 64 per-example gradients, m = 1 ... 64, 16 draws per m
+    (seconds); at scaled and full 4,096 per-example gradients, m = 1 ... 1024 and 64 draws
+    per m (about a minute per checkpoint on 2 CPU cores)."""
+    if check_scale(scale) == "smoke":
+        return GradientNoiseSettings(per_example=64, batch_sizes=tuple(2 ** k for k in range(7)),
+                                     draws=16)
+    return GradientNoiseSettings(per_example=4096, batch_sizes=tuple(2 ** k for k in range(11)),
+                                 draws=64)

@@ -25,7 +25,7 @@ from .train import TrainConfig, TrainResult, config_hash, train
 
 __all__ = ["RecordError", "StudyRecords", "record_path", "save_result", "load_result",
            "train_or_load", "load_records", "trials_frame", "epochs_frame",
-           "remove_stale_temporaries", "check_writable"]
+           "remove_stale_temporaries", "check_writable", "write_json_atomic"]
 
 _TEMPORARY_PREFIX = "."
 _TEMPORARY_SUFFIX = ".tmp"
@@ -39,16 +39,16 @@ def record_path(results_dir: str | os.PathLike, config: TrainConfig) -> Path:
     return Path(results_dir) / f"{config_hash(config)}.json"
 
 
-def save_result(result: TrainResult, results_dir: str | os.PathLike) -> Path:
-    """Write ``result`` atomically to its record path and return that path."""
-    directory = Path(results_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = record_path(directory, result.config)
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=_TEMPORARY_PREFIX,
+def write_json_atomic(payload, path: str | os.PathLike) -> Path:
+    """Write ``payload`` as JSON to ``path`` via a temporary file and a rename, so a crash
+    never leaves half a record. Creates the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=_TEMPORARY_PREFIX,
                                              suffix=_TEMPORARY_SUFFIX)
     try:
         with os.fdopen(descriptor, "w") as handle:
-            json.dump(result.to_dict(), handle, indent=1, sort_keys=True)
+            json.dump(payload, handle, indent=1, sort_keys=True)
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
@@ -57,6 +57,11 @@ def save_result(result: TrainResult, results_dir: str | os.PathLike) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_result(result: TrainResult, results_dir: str | os.PathLike) -> Path:
+    """Write ``result`` atomically to its record path and return that path."""
+    return write_json_atomic(result.to_dict(), record_path(results_dir, result.config))
 
 
 def load_result(config: TrainConfig, results_dir: str | os.PathLike) -> TrainResult | None:

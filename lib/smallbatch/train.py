@@ -471,7 +471,7 @@ def setup_run(config: TrainConfig, *, data: ImageData | None = None, data_root=N
 def train(config: TrainConfig, *, data: ImageData | None = None, data_root=None,
           download: bool = False, device: str | torch.device = "auto",
           progress: bool = True, check_every: int = 20,
-          channels_last: bool | None = None) -> TrainResult:
+          channels_last: bool | None = None, return_model: bool = False):
     """Train one model with plain SGD and return its per-epoch metrics.
 
     Args:
@@ -483,6 +483,7 @@ def train(config: TrainConfig, *, data: ImageData | None = None, data_root=None,
         progress: show a tqdm progress bar.
         check_every: steps per divergence check (one host sync each).
         channels_last: NHWC memory layout (faster with oneDNN on CPU); None = on for CPU.
+        return_model: also return the trained model: ``(result, model)``.
 
     A run whose loss becomes non-finite or exceeds the divergence threshold is stopped and
     returned with status "diverged": a result, not an exception. Same config, same seed,
@@ -559,7 +560,7 @@ def train(config: TrainConfig, *, data: ImageData | None = None, data_root=None,
     headline = None
     if status == "complete":
         headline = statistics.median(e.test_accuracy for e in epochs[-5:])
-    return TrainResult(
+    result = TrainResult(
         config=config,
         status=status,
         epochs=epochs,
@@ -573,3 +574,4 @@ def train(config: TrainConfig, *, data: ImageData | None = None, data_root=None,
         examples_per_second=step * config.batch_size / wall_time if wall_time > 0 else 0.0,
         provenance=provenance(device),
     )
+    return (result, model) if return_model else result

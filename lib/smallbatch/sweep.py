@@ -15,6 +15,16 @@ YAML::
       smoke: {base: {data: synthetic, train_subset: 512, num_epochs: 1},
               grid: {batch_size: [8, 32], base_lr: [2^-8, 2^-6], seed: [0]}}
 
+A grid may also be a list of blocks, each a product of its own axes; the study's trials are
+the union (each trial once), e.g. a learning-rate window that moves with the batch size::
+
+    grid:
+      - {batch_size: [2, 4], base_lr: {pow2: [-12, -2]}, seed: [0, 1, 2]}
+      - {batch_size: [512, 1024], base_lr: {pow2: [-16, -6]}, seed: [0, 1, 2]}
+
+A scale's ``grid`` override that is a mapping updates the axes of every block; a list
+replaces the blocks.
+
 Named studies ship in ``smallbatch/studies/``; a path to a YAML file works too.
 
 Running a study (:func:`run_study`) trains only the trials without a stored record: a
@@ -95,7 +105,7 @@ class Study:
     name: str
     scale: str
     base: TrainConfig
-    grid: tuple[tuple[str, tuple], ...]  # (field, values) in the order given
+    blocks: tuple[tuple[tuple[str, tuple], ...], ...]  # grids: ((field, values), ...) each
     description: str = ""
 
     @property
@@ -104,9 +114,13 @@ class Study:
         return study_dir(self.name, self.scale)
 
     def trials(self) -> list[TrainConfig]:
-        names = [name for name, _ in self.grid]
-        combos = itertools.product(*(values for _, values in self.grid))
-        return [self.base.replace(**dict(zip(names, combo))) for combo in combos]
+        """Every combination of each block's axes, blocks in order, each trial once."""
+        trials: dict[TrainConfig, None] = {}
+        for block in self.blocks:
+            names = [name for name, _ in block]
+            for combo in itertools.product(*(values for _, values in block)):
+                trials.setdefault(self.base.replace(**dict(zip(names, combo))))
+        return list(trials)
 
     @classmethod
     def from_mapping(cls, spec: Mapping[str, Any], scale: str, source: str = "") -> "Study":
@@ -120,30 +134,49 @@ class Study:
         if "name" not in spec:
             raise StudyError(f"a study needs a name{where}")
         base = dict(spec.get("base") or {})
-        grid = dict(spec.get("grid") or {})
         override = (spec.get("scales") or {}).get(scale) or {}
         base.update(override.get("base") or {})
-        grid.update(override.get("grid") or {})
+        blocks = _grid_blocks(spec.get("grid"), where)
+        if "grid" in override:
+            changed = override["grid"]
+            if isinstance(changed, Mapping):  # update every block's axes
+                blocks = [{**block, **changed} for block in blocks]
+            else:  # a list of blocks replaces the grid
+                blocks = _grid_blocks(changed, where)
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        for key in list(base) + list(grid):
-            if key not in fields:
-                raise StudyError(f"unknown TrainConfig field {key!r}{where}; known fields: "
-                                 f"{', '.join(sorted(fields))}")
-        overlap = set(base) & set(grid)
-        if overlap:
-            raise StudyError(f"field(s) {sorted(overlap)} are both fixed in base and varied in "
-                             f"the grid{where}; keep each in one place")
-        axes = tuple((name, _axis_values(name, values)) for name, values in grid.items())
-        empty = [name for name, values in axes if not values]
-        if not axes or empty:
-            raise StudyError(f"empty grid{where}: " + (f"axis {empty} has no values" if empty
-                             else "give at least one axis, e.g. batch_size: [32]"))
+        parsed = []
+        for grid in blocks:
+            for key in list(base) + list(grid):
+                if key not in fields:
+                    raise StudyError(f"unknown TrainConfig field {key!r}{where}; known fields: "
+                                     f"{', '.join(sorted(fields))}")
+            overlap = set(base) & set(grid)
+            if overlap:
+                raise StudyError(f"field(s) {sorted(overlap)} are both fixed in base and varied "
+                                 f"in the grid{where}; keep each in one place")
+            axes = tuple((name, _axis_values(name, values)) for name, values in grid.items())
+            empty = [name for name, values in axes if not values]
+            if not axes or empty:
+                raise StudyError(f"empty grid{where}: " + (
+                    f"axis {empty} has no values" if empty
+                    else "give at least one axis, e.g. batch_size: [32]"))
+            parsed.append(axes)
         try:
             base_config = TrainConfig(**{k: _parse_value(k, v) for k, v in base.items()})
         except TypeError as error:
             raise StudyError(f"bad base config{where}: {error}") from error
-        return cls(name=str(spec["name"]), scale=scale, base=base_config, grid=axes,
+        return cls(name=str(spec["name"]), scale=scale, base=base_config, blocks=tuple(parsed),
                    description=str(spec.get("description", "")))
+
+
+def _grid_blocks(grid: Any, where: str) -> list[dict]:
+    """A study's grid as a list of blocks: a mapping is one block, a list several."""
+    if grid is None or isinstance(grid, Mapping):
+        return [dict(grid or {})]
+    if isinstance(grid, (list, tuple)) and grid and all(isinstance(b, Mapping) for b in grid):
+        return [dict(b) for b in grid]
+    raise StudyError(f"grid{where} must be a mapping of axes or a non-empty list of such "
+                     f"mappings, got {grid!r}")
 
 
 def study_names() -> list[str]:

@@ -207,3 +207,25 @@ def test_a_failing_trial_is_stored_as_failed_with_its_error(tmp_path, capsys):
     records = load_records(tmp_path / "out", warn=False).results
     assert len(records) == 4 and {r.status for r in records.values()} == {"failed"}
     assert all("DataError" in r.error for r in records.values())
+
+
+def test_grid_blocks_are_a_union_and_overrides_apply_to_each():
+    spec = {"name": "blocks", "base": {"data": "synthetic", "train_subset": 256},
+            "grid": [{"batch_size": [2, 4], "base_lr": {"pow2": [-3, -2]}},
+                     {"batch_size": [4, 8], "base_lr": {"pow2": [-2, -1]}}],
+            "scales": {"smoke": {"grid": {"seed": [0, 1]}}}}
+    scaled = Study.from_mapping(spec, "scaled")
+    points = [(c.batch_size, c.base_lr) for c in scaled.trials()]
+    # (4, 2^-2) is in both blocks and appears once
+    assert points == [(2, 0.125), (2, 0.25), (4, 0.125), (4, 0.25), (4, 0.5), (8, 0.25),
+                      (8, 0.5)]
+    smoke = Study.from_mapping(spec, "smoke")
+    assert len(smoke.trials()) == 2 * len(points)
+    replaced = Study.from_mapping({**spec, "scales": {"smoke": {"grid": [{"batch_size": [2]}]}}},
+                                  "smoke")
+    assert [c.batch_size for c in replaced.trials()] == [2]
+    with pytest.raises(StudyError, match="non-empty list"):
+        Study.from_mapping({**spec, "grid": []}, "scaled")
+    with pytest.raises(StudyError, match="both fixed in base and varied"):
+        Study.from_mapping({**spec, "grid": [{"batch_size": [2]}, {"train_subset": [128]}]},
+                           "scaled")

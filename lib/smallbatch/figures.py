@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -17,7 +18,8 @@ from . import render
 render.activate_if_building()
 
 __all__ = ["training_curves", "throughput", "nqm_loss_curves", "nqm_steps_to_target",
-           "lr_scaling"]
+           "lr_scaling", "gradient_noise", "stale_gradients", "stale_gradient_losses",
+           "accuracy_vs_lr", "accuracy_heatmap", "best_and_range"]
 
 
 def training_curves(history: pd.DataFrame, title: str = "") -> go.Figure:
@@ -345,4 +347,474 @@ def lr_scaling(table: pd.DataFrame, title: str = "Learning-rate scaling") -> go.
         sliders=[dict(active=active, steps=slider_steps, pad=dict(t=70),
                       currentvalue=dict(prefix="batch size m = "))],
         legend=dict(orientation="h", y=-0.32), height=820, margin=dict(t=110))
+    return fig
+
+
+_CHECKPOINT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
+
+# (rule or "ratio", panel title, y axis title)
+_NOISE_PANELS = (
+    ("linear", "linear rule: η̃ fixed", "tr Cov[Δθ] (squared parameter units)"),
+    ("sqrt", "square-root rule: η̃ ∝ 1/√m", "tr Cov[Δθ] (squared parameter units)"),
+    ("ratio", "measured / predicted", "ratio (1 = the derivation)"),
+)
+
+
+def gradient_noise(frame: pd.DataFrame, title: str = "Update covariance against batch size"
+                   ) -> go.Figure:
+    """The trace of one update's covariance against m, measured (markers, bootstrap 95%
+    error bars) and predicted (dashed), under the linear and the square-root rule, and their
+    ratio; one colour per checkpoint; a slider over m marks a batch size on every panel and
+    writes the ratios into the title (book: "The variance derivation, measured").
+
+    Args:
+        frame: ``smallbatch.gradnoise.noise_frame`` output with the "linear" and "sqrt" rules.
+    """
+    needed = {"checkpoint", "batch_size", "rule", "measured", "measured_low", "measured_high",
+              "predicted", "ratio", "ratio_low", "ratio_high"}
+    if needed - set(frame.columns) or not {"linear", "sqrt"} <= set(frame["rule"]):
+        raise ValueError("pass smallbatch.gradnoise.noise_frame(...) output with the linear "
+                         "and sqrt rules")
+    checkpoints = list(dict.fromkeys(frame["checkpoint"]))
+    batch_sizes = sorted(int(m) for m in frame["batch_size"].unique())
+
+    def column(checkpoint: str, rule: str, name: str) -> list[float]:
+        rows = frame[(frame["checkpoint"] == checkpoint) & (frame["rule"] == rule)]
+        return rows.set_index("batch_size")[name].reindex(batch_sizes).astype(float).tolist()
+
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t, _ in _NOISE_PANELS],
+                        horizontal_spacing=0.09)
+    for k, checkpoint in enumerate(checkpoints):
+        colour = _CHECKPOINT_COLOURS[k % len(_CHECKPOINT_COLOURS)]
+        for col, (panel, _, _) in enumerate(_NOISE_PANELS, start=1):
+            rule, prefix = ("linear", "ratio") if panel == "ratio" else (panel, "measured")
+            y = column(checkpoint, rule, prefix)
+            low, high = column(checkpoint, rule, f"{prefix}_low"), \
+                column(checkpoint, rule, f"{prefix}_high")
+            # the ratio panel shares one y scale: shift each checkpoint a little along x
+            x = _spread(batch_sizes, k, len(checkpoints)) if panel == "ratio" else batch_sizes
+            fig.add_trace(go.Scatter(
+                x=x, y=y, mode="markers", name=checkpoint, legendgroup=checkpoint,
+                showlegend=col == 1, marker=dict(color=colour, size=7),
+                error_y=dict(type="data", symmetric=False,
+                             array=[h - v for h, v in zip(high, y)],
+                             arrayminus=[v - lo for v, lo in zip(y, low)]),
+                hovertemplate=f"{checkpoint}, m = %{{x}}: %{{y:.4g}}<extra></extra>"),
+                row=1, col=col)
+            predicted = [1.0] * len(batch_sizes) if panel == "ratio" else \
+                column(checkpoint, rule, "predicted")
+            fig.add_trace(go.Scatter(
+                x=batch_sizes, y=predicted, mode="lines", name="predicted",
+                legendgroup="predicted", showlegend=col == 1 and k == 0,
+                line=dict(color=colour if panel != "ratio" else "black", dash="dash",
+                          width=1.5), hoverinfo="skip"), row=1, col=col)
+    curves = len(fig.data)
+
+    def markers(index: int) -> tuple[list, list]:
+        m = batch_sizes[index]
+        xs, ys = [], []
+        for panel, _, _ in _NOISE_PANELS:
+            rule, name = ("linear", "ratio") if panel == "ratio" else (panel, "measured")
+            xs.append([_spread(batch_sizes, k, len(checkpoints))[index] if panel == "ratio"
+                       else m for k in range(len(checkpoints))])
+            ys.append([column(c, rule, name)[index] for c in checkpoints])
+        return xs, ys
+
+    active = len(batch_sizes) // 2
+    for col, (x, y) in enumerate(zip(*markers(active)), start=1):
+        fig.add_trace(go.Scatter(
+            x=x, y=y, mode="markers", name="selected m", legendgroup="selected",
+            showlegend=col == 1, hoverinfo="skip",
+            marker=dict(size=14, symbol="circle-open", color="black", line=dict(width=2))),
+            row=1, col=col)
+
+    def heading(index: int) -> str:
+        ratios = "; ".join(
+            f"{c}: {column(c, 'linear', 'ratio')[index]:.3f} "
+            f"[{column(c, 'linear', 'ratio_low')[index]:.3f}, "
+            f"{column(c, 'linear', 'ratio_high')[index]:.3f}]" for c in checkpoints)
+        return (f"{title}, m = {batch_sizes[index]}<br><sup>measured / predicted (95% "
+                f"interval): {ratios}</sup>")
+
+    curve_x = [list(trace.x) for trace in fig.data[:curves]]
+    curve_y = [list(trace.y) for trace in fig.data[:curves]]
+    steps = []
+    for index, m in enumerate(batch_sizes):
+        xs, ys = markers(index)
+        steps.append(dict(method="update", label=str(m),
+                          args=[{"x": curve_x + xs, "y": curve_y + ys},
+                                {"title.text": heading(index)}]))
+    octaves = 1 if len(batch_sizes) <= 8 else 2
+    fig.update_xaxes(title_text="batch size m (log2 scale)", type="log", tickformat="d",
+                     dtick=octaves * math.log10(2),
+                     range=[math.log10(min(batch_sizes)) - 0.15,
+                            math.log10(max(batch_sizes)) + 0.15])
+    for col, (panel, _, y_title) in enumerate(_NOISE_PANELS, start=1):
+        fig.update_yaxes(title_text=y_title, type="linear" if panel == "ratio" else "log",
+                         exponentformat="power", row=1, col=col)
+    fig.update_layout(
+        title=dict(text=heading(active)),
+        sliders=[dict(active=active, steps=steps, pad=dict(t=60),
+                      currentvalue=dict(prefix="batch size m = "))],
+        legend=dict(orientation="h", y=-0.55), height=620, margin=dict(t=110, b=150))
+    return fig
+
+
+def _spread(batch_sizes, index: int, count: int, octaves: float = 0.12) -> list[float]:
+    """Batch sizes shifted by a fraction of an octave so ``count`` series side by side do
+    not hide each other's error bars; series ``index`` of ``count``."""
+    shift = 2.0 ** (octaves * (index - (count - 1) / 2))
+    return [m * shift for m in batch_sizes]
+
+
+# The experiments chapters ------------------------------------------------------------------
+
+def _batch_colours(batch_sizes) -> dict[int, str]:
+    """One colour per batch size along a perceptual scale (small m dark, large m yellow)."""
+    from plotly.colors import sample_colorscale
+
+    count = len(batch_sizes)
+    positions = [k / max(1, count - 1) for k in range(count)]
+    return dict(zip(batch_sizes, sample_colorscale("Viridis", [0.9 * p for p in positions])))
+
+
+def accuracy_vs_lr(cells: pd.DataFrame, title: str, note: str = "",
+                   chance: float | None = None) -> go.Figure:
+    """Test accuracy (median over seeds, bars: min to max) against log2 eta_tilde, one
+    curve per batch size m, as in the paper's figures; a slider picks one m (the others
+    fade) and writes its best point into the title; its first step shows every m alike.
+
+    Args:
+        cells: ``experiments.cell_summary`` output (batch_size, log2_base_lr, median, low,
+            high, seeds, diverged).
+        title: the figure title; ``note``: a second line (study, trials, commit).
+        chance: draw the chance level as a dotted line.
+    """
+    needed = {"batch_size", "log2_base_lr", "median", "low", "high", "seeds", "diverged"}
+    if needed - set(cells.columns):
+        raise ValueError("pass smallbatch.experiments.cell_summary(...) output")
+    batch_sizes = sorted(int(m) for m in cells["batch_size"].unique())
+    colours = _batch_colours(batch_sizes)
+    fig = go.Figure()
+    for m in batch_sizes:
+        rows = cells[cells["batch_size"] == m].sort_values("log2_base_lr")
+        symbols = ["x" if d == s else ("diamond" if d else "circle")
+                   for d, s in zip(rows["diverged"], rows["seeds"])]
+        fig.add_trace(go.Scatter(
+            x=rows["log2_base_lr"], y=rows["median"], mode="lines+markers", name=f"m = {m}",
+            line=dict(color=colours[m], width=2), marker=dict(symbol=symbols, size=7),
+            error_y=dict(type="data", symmetric=False, array=rows["high"] - rows["median"],
+                         arrayminus=rows["median"] - rows["low"], thickness=1),
+            customdata=np.stack([rows["seeds"], rows["diverged"], rows["low"], rows["high"]],
+                                axis=1),
+            hovertemplate=(f"m = {m}, log2 η̃ = %{{x}}<br>median %{{y:.4f}} "
+                           "(min %{customdata[2]:.4f}, max %{customdata[3]:.4f})<br>"
+                           "%{customdata[0]} seed(s), %{customdata[1]} diverged<extra></extra>")))
+    if chance is not None:
+        fig.add_hline(y=chance, line=dict(color="grey", dash="dot"),
+                      annotation_text="chance", annotation_position="bottom right")
+
+    def heading(selected: int | None) -> str:
+        if selected is None:
+            return f"{title}<br><sup>{note}</sup>" if note else title
+        rows = cells[cells["batch_size"] == selected]
+        best = rows.sort_values(["median", "log2_base_lr"], ascending=[False, True]).iloc[0]
+        text = (f"{title}: m = {selected}, best η̃ = 2^{int(best['log2_base_lr'])}, median "
+                f"{best['median']:.4f} (seeds {best['low']:.4f} to {best['high']:.4f})")
+        return f"{text}<br><sup>{note}</sup>" if note else text
+
+    steps = [dict(method="update", label="all",
+                  args=[{"opacity": [1.0] * len(batch_sizes),
+                         "line.width": [2] * len(batch_sizes)}, {"title.text": heading(None)}])]
+    for m in batch_sizes:
+        steps.append(dict(method="update", label=str(m),
+                          args=[{"opacity": [1.0 if b == m else 0.15 for b in batch_sizes],
+                                 "line.width": [4 if b == m else 1 for b in batch_sizes]},
+                                {"title.text": heading(m)}]))
+    low, high = int(cells["log2_base_lr"].min()), int(cells["log2_base_lr"].max())
+    fig.update_layout(
+        title=dict(text=heading(None)), height=560, margin=dict(t=100),
+        xaxis=dict(title_text="base learning rate log2 η̃ (η̃ = η / m)", dtick=1,
+                   range=[low - 0.5, high + 0.5]),
+        yaxis=dict(title_text="test accuracy (median of last 5 epochs)"),
+        legend=dict(title_text="batch size"),
+        sliders=[dict(active=0, steps=steps, pad=dict(t=50),
+                      currentvalue=dict(prefix="highlighted batch size: "))])
+    return fig
+
+
+def accuracy_heatmap(cells: pd.DataFrame, title: str, note: str = "") -> go.Figure:
+    """Median test accuracy over (log2 eta_tilde, m) as a heat map; untried cells blank,
+    cells where every seed diverged marked "div"."""
+    table = cells.pivot(index="batch_size", columns="log2_base_lr", values="median")
+    failed = cells.assign(all_diverged=cells["diverged"] == cells["seeds"]).pivot(
+        index="batch_size", columns="log2_base_lr", values="all_diverged")
+    text = [["" if pd.isna(v) else ("div" if failed.loc[m, c] else f"{100 * v:.1f}")
+             for c, v in row.items()] for m, row in table.iterrows()]
+    fig = go.Figure(go.Heatmap(
+        z=table.to_numpy(), x=list(table.columns), y=[str(m) for m in table.index], text=text,
+        texttemplate="%{text}", textfont=dict(size=9), colorscale="Viridis",
+        colorbar=dict(title="test accuracy"),
+        hovertemplate="m = %{y}, log2 η̃ = %{x}: %{z:.4f}<extra></extra>"))
+    fig.update_layout(title_text=f"{title}<br><sup>{note}</sup>" if note else title,
+                      height=480, margin=dict(t=90),
+                      xaxis=dict(title_text="base learning rate log2 η̃", dtick=1),
+                      yaxis=dict(title_text="batch size m", type="category"))
+    return fig
+
+
+def best_and_range(studies: dict, margin: float, title: str, note: str = "") -> go.Figure:
+    """Left: the best median test accuracy against m (bars: min to max over seeds at that
+    cell), one line per study. Right: the range of log2 eta_tilde whose median is within
+    ``margin`` of the study's overall best, against m (a bar from lowest to highest; no bar:
+    no eta_tilde came that close).
+
+    Args:
+        studies: label -> (best, ranges) from ``experiments.best_per_batch`` and
+            ``experiments.good_range``.
+    """
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=(
+        "best test accuracy against m",
+        f"η̃ within {100 * margin:.1f} points of the best, against m"))
+    palette = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+    for k, (label, (best, ranges)) in enumerate(studies.items()):
+        colour = palette[k % len(palette)]
+        sizes = [int(m) for m in best.index]
+        fig.add_trace(go.Scatter(
+            x=sizes, y=best["median"], mode="lines+markers", name=label, legendgroup=label,
+            line=dict(color=colour),
+            error_y=dict(type="data", symmetric=False, array=best["high"] - best["median"],
+                         arrayminus=best["median"] - best["low"]),
+            customdata=best["log2_base_lr"],
+            hovertemplate=f"{label}, m = %{{x}}: %{{y:.4f}} at log2 η̃ = "
+                          "%{customdata}<extra></extra>"), row=1, col=1)
+        shifted = _spread(list(ranges.index), k, len(studies), octaves=0.15)
+        has = ranges["octaves"] > 0
+        fig.add_trace(go.Scatter(
+            x=[x for x, h in zip(shifted, has) if h],
+            y=[(lo + hi) / 2 for lo, hi, h in zip(ranges["lowest"], ranges["highest"], has) if h],
+            mode="markers", name=label, legendgroup=label, showlegend=False,
+            marker=dict(color=colour, size=1),
+            error_y=dict(type="data", thickness=6, width=0,
+                         array=[(hi - lo) / 2 + 0.4 for lo, hi, h in
+                                zip(ranges["lowest"], ranges["highest"], has) if h]),
+            hovertemplate=f"{label}, m = %{{x:.0f}}<extra></extra>"), row=1, col=2)
+        fig.add_trace(go.Scatter(
+            x=shifted, y=list(best["log2_base_lr"].reindex(ranges.index)), mode="markers",
+            name=f"{label}: best η̃", legendgroup=label, showlegend=False,
+            marker=dict(color="white", size=7, line=dict(color=colour, width=2)),
+            hovertemplate=f"{label}, m = %{{x:.0f}}: best log2 η̃ = %{{y}}<extra></extra>"),
+            row=1, col=2)
+    all_sizes = sorted({int(m) for best, _ in studies.values() for m in best.index})
+    axis = dict(type="log", tickformat="d", dtick=math.log10(2),
+                range=[math.log10(min(all_sizes)) - 0.15, math.log10(max(all_sizes)) + 0.15],
+                title_text="batch size m (log2 scale)")
+    fig.update_xaxes(**axis)
+    fig.update_yaxes(title_text="test accuracy (median of last 5 epochs)", row=1, col=1)
+    fig.update_yaxes(title_text="log2 η̃", dtick=1, row=1, col=2)
+    fig.update_layout(title_text=f"{title}<br><sup>{note}</sup>" if note else title,
+                      height=500, margin=dict(t=100), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+# Chapter 3: n small steps against one large step -----------------------------------------
+
+def _stale_series(frame: pd.DataFrame, column: str, statistic: str) -> pd.Series:
+    """``statistic`` (median, min, max) of ``column`` over the draws, per eta_tilde."""
+    return frame.groupby("base_lr")[column].agg(statistic)
+
+
+def _stale_band(frame: pd.DataFrame, column: str) -> tuple[list, list]:
+    """The closed outline of the min-max band of ``column`` over the draws, over the
+    eta_tilde where both edges are finite (a None would break the outline)."""
+    low = _stale_series(frame, column, "min")
+    high = _stale_series(frame, column, "max")
+    finite = [lr for lr in low.index if math.isfinite(low[lr]) and math.isfinite(high[lr])]
+    return (finite + finite[::-1],
+            [float(high[lr]) for lr in finite] + [float(low[lr]) for lr in finite[::-1]])
+
+
+def _stale_steps(frame: pd.DataFrame) -> tuple[list, list[int]]:
+    needed = {"checkpoint", "epochs", "batch_size", "draw", "n", "base_lr", "distance",
+              "predicted_distance", "ratio", "loss_a", "loss_b", "predicted_loss_a",
+              "predicted_loss_b", "loss_at_checkpoint"}
+    if needed - set(frame.columns):
+        raise ValueError(f"frame lacks column(s) {sorted(needed - set(frame.columns))}; "
+                         "pass smallbatch.staleness.stale_frame(...)")
+    checkpoints = list(frame.sort_values("epochs")["checkpoint"].unique())
+    return checkpoints, sorted(int(n) for n in frame["n"].unique() if n > 1)
+
+
+def _lr_axis(lrs) -> dict:
+    low, high = math.log10(min(lrs)), math.log10(max(lrs))
+    return dict(title_text="base learning rate η̃ (per example, log scale)", type="log",
+                exponentformat="power", range=[low - 0.2, high + 0.2])
+
+
+def stale_gradients(frame: pd.DataFrame, title: str = "n small steps against one large "
+                    "step") -> go.Figure:
+    """The distance |θ_A − θ_B| between n steps of batch m and one step of batch n m from the
+    same weights, against η̃ (log-log), measured (median line, min-max band over the draws)
+    and predicted to second order (dashed, η̃² |c_n|), and their ratio; one colour per
+    checkpoint; a slider over n (book: "n small steps against one large step").
+
+    Every slider step restyles the curves from precomputed values, so it works in the
+    static book.
+
+    Args:
+        frame: ``smallbatch.staleness.stale_frame`` output.
+    """
+    checkpoints, steps = _stale_steps(frame)
+    lrs = sorted(frame["base_lr"].unique())
+    batch_size = int(frame["batch_size"].iloc[0])
+
+    def curves(n: int) -> tuple[list, list]:
+        xs, ys = [], []
+        for checkpoint in checkpoints:
+            part = frame[(frame["checkpoint"] == checkpoint) & (frame["n"] == n)]
+            for column in ("distance", "ratio"):
+                band_x, band_y = _stale_band(part, column)
+                median = _stale_series(part, column, "median")
+                xs += [band_x, list(median.index)]
+                ys += [band_y, _nan_to_none(median)]
+                if column == "distance":
+                    predicted = _stale_series(part, "predicted_distance", "median")
+                    xs.append(list(predicted.index))
+                    ys.append(_nan_to_none(predicted))
+        return xs, ys
+
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
+        "distance |θ_A − θ_B|", "measured / predicted distance"))
+    active = len(steps) - 1
+    xs, ys = curves(steps[active])
+    traces = iter(zip(xs, ys))
+    for k, checkpoint in enumerate(checkpoints):
+        colour = _CHECKPOINT_COLOURS[k % len(_CHECKPOINT_COLOURS)]
+        for col, column in ((1, "distance"), (2, "ratio")):
+            x, y = next(traces)
+            fig.add_trace(go.Scatter(x=x, y=y, fill="toself", mode="none", opacity=0.2,
+                                     fillcolor=colour, legendgroup=checkpoint,
+                                     showlegend=False, hoverinfo="skip"), row=1, col=col)
+            x, y = next(traces)
+            fig.add_trace(go.Scatter(
+                x=x, y=y, mode="lines+markers", name=f"{checkpoint}: measured (median, "
+                "min-max over draws)" if col == 1 else checkpoint, legendgroup=checkpoint,
+                showlegend=col == 1, line=dict(color=colour), marker=dict(size=5),
+                hovertemplate=f"{checkpoint}, η̃ = %{{x:.3g}}: %{{y:.4g}}<extra></extra>"),
+                row=1, col=col)
+            if column == "distance":
+                x, y = next(traces)
+                fig.add_trace(go.Scatter(
+                    x=x, y=y, mode="lines", name=f"{checkpoint}: predicted η̃² |c_n|",
+                    legendgroup=checkpoint, line=dict(color=colour, dash="dash"),
+                    hovertemplate=f"{checkpoint}, predicted: %{{y:.4g}}<extra></extra>"),
+                    row=1, col=1)
+    restyled = list(range(len(fig.data)))
+    fig.add_trace(go.Scatter(x=[min(lrs), max(lrs)], y=[1, 1], mode="lines",
+                             name="ratio 1: the second-order prediction",
+                             line=dict(color="black", dash="dot", width=1),
+                             hoverinfo="skip"), row=1, col=2)
+
+    def heading(n: int) -> str:
+        return (f"{title}: n = {n} steps of m = {batch_size} against one step of "
+                f"n m = {n * batch_size}")
+
+    slider_steps = []
+    for n in steps:
+        xs, ys = curves(n)
+        slider_steps.append(dict(method="update", label=str(n),
+                                 args=[{"x": xs, "y": ys}, {"title.text": heading(n)},
+                                       restyled]))
+    fig.update_xaxes(**_lr_axis(lrs))
+    fig.update_yaxes(title_text="|θ_A − θ_B| (parameter units, log scale)", type="log",
+                     exponentformat="power", row=1, col=1)
+    fig.update_yaxes(title_text="measured / predicted (log scale)", type="log", row=1, col=2)
+    fig.update_layout(
+        title=dict(text=heading(steps[active])),
+        sliders=[dict(active=active, steps=slider_steps, pad=dict(t=70),
+                      currentvalue=dict(prefix="small steps n = "))],
+        legend=dict(orientation="h", y=-0.5), height=640, margin=dict(t=90))
+    return fig
+
+
+_PATH_STYLE = {  # column -> (legend name, colour, dash)
+    "loss_a": ("path A: n steps of m", "#2ca02c", "solid"),
+    "loss_b": ("path B: one step of n m", "#d62728", "solid"),
+    "predicted_loss_a": ("path A, second-order prediction", "#2ca02c", "dash"),
+    "predicted_loss_b": ("path B, second-order prediction", "#d62728", "dash"),
+}
+
+
+def stale_gradient_losses(frame: pd.DataFrame, title: str = "Loss reached by n small steps "
+                          "and by one large step") -> go.Figure:
+    """The mean eval loss at θ_A and θ_B against η̃, measured (median over the draws) and
+    predicted by the second-order Taylor expansion around θ_k (dashed), one panel per
+    checkpoint with the loss at θ_k dotted, and a slider over n (book: "n small steps
+    against one large step"). Only η̃ at which the losses were evaluated are drawn; the
+    y range of a panel runs from the lowest measured loss to L(θ_k) plus half its distance
+    from there (at least 10% of L(θ_k)), so a diverging path leaves the panel at the top.
+
+    Args:
+        frame: ``smallbatch.staleness.stale_frame`` output.
+    """
+    checkpoints, steps = _stale_steps(frame)
+    frame = frame[frame["loss_b"].notna()]
+    lrs = sorted(frame["base_lr"].unique())
+    batch_size = int(frame["batch_size"].iloc[0])
+
+    def curves(n: int) -> tuple[list, list]:
+        xs, ys = [], []
+        for checkpoint in checkpoints:
+            part = frame[(frame["checkpoint"] == checkpoint) & (frame["n"] == n)]
+            for column in _PATH_STYLE:
+                median = _stale_series(part, column, "median")
+                xs.append(list(median.index))
+                ys.append(_nan_to_none(median))
+        return xs, ys
+
+    fig = make_subplots(rows=1, cols=len(checkpoints), subplot_titles=checkpoints,
+                        horizontal_spacing=0.06)
+    active = len(steps) - 1
+    xs, ys = curves(steps[active])
+    traces = iter(zip(xs, ys))
+    for col, checkpoint in enumerate(checkpoints, start=1):
+        for column, (name, colour, dash) in _PATH_STYLE.items():
+            x, y = next(traces)
+            fig.add_trace(go.Scatter(
+                x=x, y=y, mode="lines+markers" if dash == "solid" else "lines", name=name,
+                legendgroup=column, showlegend=col == 1, marker=dict(size=5),
+                line=dict(color=colour, dash=dash),
+                hovertemplate=f"{name}, η̃ = %{{x:.3g}}: %{{y:.5g}}<extra></extra>"),
+                row=1, col=col)
+    restyled = list(range(len(fig.data)))
+    for col, checkpoint in enumerate(checkpoints, start=1):
+        part = frame[frame["checkpoint"] == checkpoint]
+        start = float(part["loss_at_checkpoint"].iloc[0])
+        fig.add_trace(go.Scatter(x=[min(lrs), max(lrs)], y=[start, start], mode="lines",
+                                 name="loss at θ_k", legendgroup="start", showlegend=col == 1,
+                                 line=dict(color="grey", dash="dot", width=1),
+                                 hoverinfo="skip"), row=1, col=col)
+        medians = part.groupby(["n", "base_lr"])[["loss_a", "loss_b"]].median()
+        lowest = float(medians.min().min())
+        top = start + max(0.5 * (start - lowest), 0.1 * start)
+        span = top - lowest
+        fig.update_yaxes(range=[lowest - 0.05 * span, top + 0.05 * span], row=1, col=col)
+
+    def heading(n: int) -> str:
+        return f"{title}: n = {n}, m = {batch_size}, n m = {n * batch_size}"
+
+    slider_steps = []
+    for n in steps:
+        xs, ys = curves(n)
+        slider_steps.append(dict(method="update", label=str(n),
+                                 args=[{"x": xs, "y": ys}, {"title.text": heading(n)},
+                                       restyled]))
+    fig.update_xaxes(**_lr_axis(lrs))
+    fig.update_xaxes(title_text="η̃ (log scale)")
+    fig.update_yaxes(title_text="mean cross-entropy on the eval set (nats)", row=1, col=1)
+    fig.update_layout(
+        title=dict(text=heading(steps[active])),
+        sliders=[dict(active=active, steps=slider_steps, pad=dict(t=70),
+                      currentvalue=dict(prefix="small steps n = "))],
+        legend=dict(orientation="h", y=-0.5), height=560, margin=dict(t=90))
     return fig

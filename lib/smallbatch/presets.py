@@ -20,7 +20,7 @@ from .train import TrainConfig
 
 __all__ = ["SCALES", "check_scale", "repo_root", "study_dir", "results_dir", "quickstart", "NQMSettings",
            "nqm", "LRScalingSettings", "lr_scaling", "theory_checkpoints", "GradientNoiseSettings",
-           "gradient_noise"]
+           "gradient_noise", "StaleGradientSettings", "stale_gradients"]
 
 SCALES: tuple[str, ...] = ("smoke", "scaled", "full")
 
@@ -182,3 +182,41 @@ def gradient_noise(scale: str) -> GradientNoiseSettings:
                                      draws=16)
     return GradientNoiseSettings(per_example=4096, batch_sizes=tuple(2 ** k for k in range(11)),
                                  draws=64)
+
+
+@dataclass(frozen=True)
+class StaleGradientSettings:
+    """Sizes for n small steps against one large step (chapter 3); the fields are those of
+    ``smallbatch.staleness.StaleGradientConfig`` less the checkpoint."""
+
+    batch_size: int  # m: examples per small step
+    max_steps: int  # n_max: n = 1, 2, 4, ..., n_max small steps against one of n m examples
+    base_lrs: tuple[float, ...]  # eta_tilde grid, per example (the checkpoints trained at 2^-10)
+    loss_from: float  # smallest eta_tilde whose losses are evaluated (float64 resolution)
+    eval_size: int  # training examples in no batch, for the mean eval loss
+    draws: int  # independent sequences of n_max batches
+
+
+def stale_gradients(scale: str) -> StaleGradientSettings:
+    """Chapter 3's sizes. Float64 on a CPU core costs about 0.75 ms per example forward,
+    2 ms per gradient and 8 ms per Hessian-vector product for ResNet-8, so:
+
+    - smoke: m = 4, n = 1, 2, 4, eta_tilde = 2^-34 ... 2^-2 every 4 octaves (2^-10, the
+      checkpoints' training value, included), 32 eval examples, 2 draws (about 5 s per
+      checkpoint);
+    - scaled: m = 8, n = 1 ... 32 (up to 256 examples in the large step), eta_tilde =
+      2^-40 ... 2^-4 every 2 octaves (the small end is where no ReLU input changes sign,
+      see the chapter), losses from 2^-24, 128 eval examples, 3 draws (about 35 s per
+      checkpoint and draw on one core, plus 6 epochs of training for the checkpoints);
+    - full: m = 16, n = 1 ... 64, 1,024 eval examples, 8 draws (for a GPU).
+    """
+    if check_scale(scale) == "smoke":
+        return StaleGradientSettings(batch_size=4, max_steps=4,
+                                     base_lrs=tuple(2.0 ** k for k in range(-34, -1, 4)),
+                                     loss_from=2.0 ** -24, eval_size=32, draws=2)
+    grid = tuple(2.0 ** k for k in range(-40, -3, 2))
+    if scale == "scaled":
+        return StaleGradientSettings(batch_size=8, max_steps=32, base_lrs=grid,
+                                     loss_from=2.0 ** -24, eval_size=128, draws=3)
+    return StaleGradientSettings(batch_size=16, max_steps=64, base_lrs=grid,
+                                 loss_from=2.0 ** -24, eval_size=1024, draws=8)

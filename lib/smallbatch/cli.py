@@ -126,7 +126,7 @@ def _sweep(args: argparse.Namespace) -> int:
                            workers=args.workers, scheduler=args.scheduler,
                            data_root=args.data_root, device=args.device,
                            max_ensemble=args.max_ensemble, method=args.method,
-                           progress=not args.quiet)
+                           threads=args.threads, progress=not args.quiet)
     except (StudyError, RecordError, DataError) as error:
         print(f"smallbatch sweep: error: {error}", file=sys.stderr)
         return 2
@@ -249,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "processes; dask: a Dask cluster")
     sweep_parser.add_argument("--workers", type=int, default=2,
                               help="worker processes for processes / a Dask LocalCluster")
+    sweep_parser.add_argument("--threads", type=int, default=None,
+                              help="torch threads per worker (default: CPUs / workers)")
     sweep_parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                               help="a running Dask scheduler, e.g. tcp://host:8786 "
                                    "(implies --executor dask)")

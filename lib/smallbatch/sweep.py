@@ -339,16 +339,19 @@ class _ExecutorHandle:
     description: str
 
 
-def _make_executor(kind: str, workers: int, scheduler: str | None) -> _ExecutorHandle:
+def _make_executor(kind: str, workers: int, scheduler: str | None,
+                   threads: int | None = None) -> _ExecutorHandle:
     if kind not in EXECUTORS:
         raise StudyError(f"unknown executor {kind!r}; choose one of: {', '.join(EXECUTORS)}")
+    if threads is not None and threads < 1:
+        raise StudyError(f"threads must be >= 1, got {threads}")
     if kind == "inline":
         executor = _InlineExecutor()
-        return _ExecutorHandle(executor, 1, None, lambda: executor.shutdown(),
-                               "in-process")
+        return _ExecutorHandle(executor, 1, threads, lambda: executor.shutdown(),
+                               "in-process" + (f", {threads} thread(s)" if threads else ""))
     if workers < 1:
         raise StudyError(f"workers must be >= 1, got {workers}")
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
     if kind == "processes":
         import multiprocessing
 
@@ -406,7 +409,7 @@ def run_study(study: Study, *, results_dir: str | os.PathLike | None = None,
               executor: str = "inline", workers: int = 2, scheduler: str | None = None,
               data_root=None, device: str = "auto", max_ensemble: int = 16,
               max_step_examples: int = MAX_STEP_EXAMPLES, method: str = "auto",
-              progress: bool = True) -> SweepReport:
+              threads: int | None = None, progress: bool = True) -> SweepReport:
     """Train every trial of ``study`` that has no stored result, storing each as it ends.
 
     Args:
@@ -416,6 +419,8 @@ def run_study(study: Study, *, results_dir: str | os.PathLike | None = None,
         max_ensemble, max_step_examples: at most this many trials per lock-step ensemble,
             and at most max_step_examples // m of them (see :func:`ensemble_groups`).
         method: the ensemble implementation ("auto", "grouped", "vmap").
+        threads: torch threads per task (default: the CPU count / workers for local
+            processes; torch's default in-process; the workers' own on a Dask scheduler).
 
     A stored "complete" or "diverged" record counts as done; a "failed" one is retried.
     """
@@ -440,7 +445,7 @@ def run_study(study: Study, *, results_dir: str | os.PathLike | None = None,
     bar = tqdm(total=sum(examples(c) for c in missing), unit="ex", unit_scale=True,
                disable=not progress, desc=f"{study.name}/{study.scale}", smoothing=0.1)
     bar.set_postfix_str(f"trials {report.already_stored}/{report.total}")
-    handle = _make_executor(executor, workers, scheduler)
+    handle = _make_executor(executor, workers, scheduler, threads)
     report.executor = handle.description
     pending: dict[futures.Future, list[TrainConfig]] = {}
     queue = list(groups)

@@ -229,3 +229,16 @@ def test_grid_blocks_are_a_union_and_overrides_apply_to_each():
     with pytest.raises(StudyError, match="both fixed in base and varied"):
         Study.from_mapping({**spec, "grid": [{"batch_size": [2]}, {"train_subset": [128]}]},
                            "scaled")
+
+
+def test_threads_per_worker_are_set_and_checked():
+    from smallbatch.sweep import _make_executor
+
+    inline = _make_executor("inline", 1, None, threads=1)
+    assert inline.threads == 1 and "1 thread" in inline.description
+    inline.close()
+    local = _make_executor("processes", 2, None)
+    assert local.threads == max(1, (os.cpu_count() or 1) // 2)
+    local.close()
+    with pytest.raises(StudyError, match="threads must be >= 1"):
+        _make_executor("inline", 1, None, threads=0)

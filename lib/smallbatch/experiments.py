@@ -1,0 +1,365 @@
+"""From a study's stored trials to the experiments chapters' tables and verdicts.
+
+Every number the experiments chapters print goes through here, computed from the records
+in ``results/<study>/<scale>``: nothing is typed in by hand. The rules are stated in the
+docstrings and printed by the book beside each verdict.
+
+Conventions (book: "Batch size against learning rate"):
+
+- A trial's headline is the paper's: the median test accuracy of its last 5 epochs.
+- A diverged trial scores chance accuracy (1 / number of classes) in medians and bests: it
+  was tried and failed; leaving it out would flatter the learning rate that diverged.
+- A cell is one (m, eta_tilde) point; its value is the median over seeds, and its spread
+  the minimum and maximum over seeds.
+- The noise margin is max(1 percentage point, 2 x the pooled standard deviation over seeds
+  of the cells where every seed completed): differences smaller than it are not read as
+  differences. With one seed per cell it is 1 percentage point plus twice the binomial
+  standard error of the test set.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .results import load_records, trials_frame
+from .sweep import Study, load_study, validate_study
+from .train import config_hash
+
+__all__ = ["StudyData", "study_data", "load_or_run", "missing_note", "study_label",
+           "study_protocol", "process_hours", "cell_summary",
+           "noise_margin", "best_per_batch", "good_range", "edges_reached", "Verdict",
+           "MARGIN_FLOOR",
+           "verdict_small_batches_best", "verdict_range_shrinks", "verdict_bn_widens_gap"]
+
+MARGIN_FLOOR = 0.01  # one percentage point
+
+
+@dataclass
+class StudyData:
+    """A study's trials joined with its stored records.
+
+    ``frame``: one row per stored trial of the study (``results.trials_frame`` columns plus
+    ``log2_base_lr`` and ``score``); ``missing``: the trials with no record yet;
+    ``commits``: the code commits that produced the records; ``problems``: unreadable records.
+    """
+
+    study: Study
+    frame: pd.DataFrame
+    total: int
+    missing: int
+    commits: tuple[str, ...]
+    problems: list[str]
+    num_classes: int
+
+    @property
+    def complete(self) -> bool:
+        return self.missing == 0
+
+    def provenance_note(self) -> str:
+        """One line for a figure caption: study, scale, trials and commits."""
+        commits = ", ".join(c[:10] for c in self.commits) or "none"
+        return (f"study {self.study.name} ({self.study.scale}): {self.total - self.missing} of "
+                f"{self.total} trials stored; code commit(s) {commits}")
+
+
+def study_data(study: str | Study, scale: str = "scaled", *, results_dir=None,
+               num_classes: int = 10) -> StudyData:
+    """Load the records of ``study``'s trials (only those its grid names) at ``scale``."""
+    if not isinstance(study, Study):
+        study = load_study(study, scale)
+    trials = validate_study(study)
+    wanted = {config_hash(c) for c in trials}
+    records = load_records(results_dir or study.results_dir, warn=False)
+    kept = [r for h, r in records.results.items() if h in wanted and r.status != "failed"]
+    frame = trials_frame(kept)
+    if not frame.empty:
+        frame["log2_base_lr"] = np.log2(frame["base_lr"]).round().astype(int)
+        chance = 1.0 / num_classes
+        frame["score"] = frame["test_accuracy"].where(frame["status"] == "complete", chance)
+    commits = tuple(sorted({str(c) for c in frame["provenance_git_commit"].dropna()})) \
+        if "provenance_git_commit" in frame else ()
+    return StudyData(study, frame, total=len(trials), missing=len(trials) - len(kept),
+                     commits=commits, problems=records.problems, num_classes=num_classes)
+
+
+def cell_summary(frame: pd.DataFrame, by=("batch_size", "log2_base_lr")) -> pd.DataFrame:
+    """One row per cell (default: m and log2 eta_tilde): seeds, diverged seeds, the median,
+    minimum, maximum and standard deviation of the score over seeds."""
+    by = list(by)
+    grouped = frame.groupby(by)
+    summary = grouped.agg(seeds=("seed", "nunique"),
+                          diverged=("status", lambda s: int((s == "diverged").sum())),
+                          median=("score", "median"), low=("score", "min"),
+                          high=("score", "max"), std=("score", "std"))
+    return summary.reset_index()
+
+
+def noise_margin(frame: pd.DataFrame, test_size: int | None = None) -> float:
+    """max(MARGIN_FLOOR, 2 x pooled seed standard deviation) over the cells where every
+    seed completed; with one seed per cell, MARGIN_FLOOR + 2 x the binomial standard error
+    at 90% accuracy on ``test_size`` test examples (or just MARGIN_FLOOR if unknown)."""
+    complete = frame[frame["status"] == "complete"]
+    groups = complete.groupby(["batch_size", "log2_base_lr"])["score"]
+    counts = groups.count()
+    variances = groups.var(ddof=1)
+    usable = counts > 1
+    if usable.any():
+        dof = (counts[usable] - 1).sum()
+        pooled = math.sqrt(float(((counts[usable] - 1) * variances[usable]).sum()) / dof)
+        return max(MARGIN_FLOOR, 2 * pooled)
+    if test_size:
+        return MARGIN_FLOOR + 2 * math.sqrt(0.9 * 0.1 / test_size)
+    return MARGIN_FLOOR
+
+
+def best_per_batch(summary: pd.DataFrame, by: str = "batch_size") -> pd.DataFrame:
+    """Per value of ``by``: the cell with the highest median score (ties: the smaller
+    eta_tilde), with its spread over seeds."""
+    ordered = summary.sort_values([by, "median", "log2_base_lr"], ascending=[True, False, True])
+    best = ordered.groupby(by, sort=True).head(1).set_index(by)
+    return best[["log2_base_lr", "median", "low", "high", "seeds", "diverged"]]
+
+
+def good_range(summary: pd.DataFrame, margin: float, *, reference: str = "global"
+               ) -> pd.DataFrame:
+    """Per m: the eta_tilde (log2) whose median score is within ``margin`` of the best.
+
+    ``reference="global"``: of the best over every m (the paper's "range of learning rates
+    that reach the best results"); ``"own"``: of that m's own best (how flat its curve is).
+    Columns: lowest, highest, octaves (count of grid points within margin), tried (grid
+    points tried at that m).
+    """
+    if reference not in ("global", "own"):
+        raise ValueError(f"reference must be 'global' or 'own', got {reference!r}")
+    rows = []
+    top = summary["median"].max()
+    for m, cells in summary.groupby("batch_size"):
+        bar = (top if reference == "global" else cells["median"].max()) - margin
+        good = cells[cells["median"] >= bar]["log2_base_lr"]
+        rows.append({"batch_size": m, "lowest": good.min() if len(good) else None,
+                     "highest": good.max() if len(good) else None, "octaves": len(good),
+                     "tried": len(cells)})
+    return pd.DataFrame(rows).set_index("batch_size")
+
+
+def edges_reached(summary: pd.DataFrame, margin: float) -> pd.DataFrame:
+    """Per m: whether the tried eta_tilde window shows both sides of that m's best.
+
+    ``slow_side``: the smallest tried eta_tilde scores more than ``margin`` below the best;
+    ``failing_side``: the largest tried eta_tilde does (or diverged in every seed). Where a
+    side is missing the window should be widened (``best`` at the window's end means the
+    optimum itself may lie outside it).
+    """
+    rows = []
+    for m, cells in summary.sort_values("log2_base_lr").groupby("batch_size"):
+        top = cells["median"].max()
+        first, last = cells.iloc[0], cells.iloc[-1]
+        best = cells.sort_values(["median", "log2_base_lr"], ascending=[False, True]).iloc[0]
+        rows.append({"batch_size": m, "tried": f"2^{int(first['log2_base_lr'])} to "
+                                               f"2^{int(last['log2_base_lr'])}",
+                     "best": int(best["log2_base_lr"]),
+                     "slow_side": bool(first["median"] < top - margin),
+                     "failing_side": bool(last["median"] < top - margin
+                                          or last["diverged"] == last["seeds"])})
+    return pd.DataFrame(rows).set_index("batch_size")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One row of a chapter's claims table."""
+
+    claim: str        # the paper's claim, in its words where possible
+    measurement: str  # what our stored results show, with numbers
+    rule: str         # how the verdict follows from the measurement
+    verdict: str      # "agrees", "disagrees" or "inconclusive"
+
+    def as_row(self) -> dict[str, str]:
+        return {"paper's claim": self.claim, "our measurement": self.measurement,
+                "rule": self.rule, "verdict": self.verdict}
+
+
+# ------------------------------------------------------------------------------ loading
+
+def load_or_run(study_name: str, scale: str, *, data_root=None, progress: bool = False
+                ) -> StudyData:
+    """A chapter's study at ``scale``.
+
+    At smoke the study's smoke grid is trained now, in this process, into a temporary folder
+    (seconds on synthetic data; never stored): the chapter's code path runs end to end. At
+    scaled and full only stored records are read; nothing trains (a published sweep takes
+    hours: run ``smallbatch sweep <study> --scale <scale>``, see :func:`missing_note`).
+    """
+    import tempfile
+
+    from .sweep import run_study
+
+    study = load_study(study_name, scale)
+    if scale != "smoke":
+        return study_data(study)
+    folder = tempfile.mkdtemp(prefix=f"smallbatch-{study_name}-smoke-")
+    run_study(study, results_dir=folder, executor="inline", data_root=data_root,
+              progress=progress)
+    return study_data(study, results_dir=folder)
+
+
+def study_label(study: Study) -> str:
+    """A short name for a study's runs: data, model, batch norm, augmentation."""
+    from .data import DATASET_LABELS
+
+    base = study.base
+    norm = {"all": "batch norm", "none": "no batch norm", "conv": "BN on conv layers"}
+    parts = [DATASET_LABELS.get(base.data, base.data), base.model,
+             norm.get(base.batch_norm, base.batch_norm)]
+    axes = {name for block in study.blocks for name, _ in block}
+    if "augment" not in axes:
+        parts.append("augmented" if base.augment else "no augmentation")
+    return ", ".join(parts)
+
+
+def study_protocol(study: Study) -> pd.DataFrame:
+    """One row per batch size m of the study: the eta_tilde tried (log2 range and count),
+    seeds, trials, and the SGD steps and training examples of one run."""
+    from .sweep import training_examples
+
+    rows = {}
+    for config in validate_study(study):
+        row = rows.setdefault(config.batch_size, {"lrs": set(), "seeds": set(), "trials": 0,
+                                                  "examples": training_examples(config)})
+        row["lrs"].add(round(math.log2(config.base_lr)))
+        row["seeds"].add(config.seed)
+        row["trials"] += 1
+    table = []
+    for m, row in sorted(rows.items()):
+        low, high = min(row["lrs"]), max(row["lrs"])
+        examples = row["examples"]
+        table.append({"batch size m": m, "log2 η̃ tried": f"{low} to {high}",
+                      "η̃ values": len(row["lrs"]), "seeds": len(row["seeds"]),
+                      "trials": row["trials"],
+                      "SGD steps per run": examples // m if examples else None,
+                      "training examples per run": examples})
+    return pd.DataFrame(table).set_index("batch size m")
+
+
+def process_hours(frame: pd.DataFrame) -> float:
+    """Worker-process hours behind the trials of ``frame``: each trial's wall time divided by
+    the size of the lock-step ensemble it trained in (its members share one wall time)."""
+    if frame.empty:
+        return 0.0
+    sizes = frame["provenance_ensemble_size"].fillna(1) if "provenance_ensemble_size" in frame \
+        else 1
+    return float((frame["wall_time"] / sizes).sum() / 3600)
+
+
+def missing_note(data: StudyData) -> str:
+    """Markdown: what is stored, what is missing, and the command that fills it in."""
+    if data.complete:
+        return (f"All {data.total} trials of study `{data.study.name}` at the "
+                f"{data.study.scale} scale are stored.")
+    command = f"smallbatch sweep {data.study.name} --scale {data.study.scale}"
+    stored = data.total - data.missing
+    return (f"**Incomplete:** {stored} of {data.total} trials of study `{data.study.name}` "
+            f"({data.study.scale}) are stored; {data.missing} are missing. What follows uses "
+            f"only the stored trials. To train the rest (resumable; stored trials are "
+            f"skipped): `{command}` (add `--dry-run --calibrate` to see the cost first).")
+
+
+# ------------------------------------------------------------------------------ verdicts
+
+SMALL_BATCHES = 32   # the paper's "small": m <= 32
+LARGE_BATCHES = 128  # and "large": m >= 128
+
+
+def verdict_small_batches_best(best: pd.DataFrame, margin: float) -> Verdict:
+    """Claim: the best test accuracy comes from small batches (m = 2 ... 32).
+
+    Rule: agrees if the overall best cell is at m <= 32 and every m >= 128 is more than the
+    margin below it; disagrees if the best is at m >= 128 and every m <= 32 is more than the
+    margin below; otherwise inconclusive.
+    """
+    top_m = int(best["median"].idxmax())
+    top = float(best["median"].max())
+    small = best[best.index <= SMALL_BATCHES]["median"]
+    large = best[best.index >= LARGE_BATCHES]["median"]
+    if small.empty or large.empty:
+        return Verdict("Best results at m = 2 ... 32", "needs both m <= 32 and m >= 128",
+                       _SMALL_RULE, "inconclusive")
+    large_top_m = int(large.idxmax())
+    measurement = (f"best m = {top_m} ({top:.4f}); best m >= {LARGE_BATCHES}: "
+                   f"m = {large_top_m} ({large.max():.4f}); margin {margin:.4f}")
+    if top_m <= SMALL_BATCHES and (top - large.max()) > margin:
+        verdict = "agrees"
+    elif top_m >= LARGE_BATCHES and (top - small.max()) > margin:
+        verdict = "disagrees"
+    else:
+        verdict = "inconclusive"
+    return Verdict("Best results at m = 2 ... 32", measurement, _SMALL_RULE, verdict)
+
+
+_SMALL_RULE = ("agrees if the best m is <= 32 and every m >= 128 is more than the margin "
+               "below it; disagrees if the best m is >= 128 and every m <= 32 is more than "
+               "the margin below it; else inconclusive")
+
+
+def verdict_range_shrinks(ranges: pd.DataFrame) -> Verdict:
+    """Claim: the range of eta_tilde that trains well shrinks as m grows.
+
+    Measurement: for each m, the number of grid points (octaves) whose median is within the
+    margin of that m's own best (``good_range(..., reference="own")``). Rule: Spearman rank
+    correlation rho between m and that count; agrees if rho <= -0.5 and the count at the
+    largest m is below the count at the smallest; disagrees if rho >= 0.5; else
+    inconclusive.
+    """
+    counts = ranges["octaves"].astype(float)
+    rho = _spearman(np.log2(ranges.index.to_numpy(dtype=float)), counts.to_numpy())
+    listing = ", ".join(f"{int(m)}: {int(c)}" for m, c in counts.items())
+    measurement = f"octaves within the margin of each m's best (m: count): {listing}; rho = {rho:.2f}"
+    rule = ("Spearman rho between m and the count: agrees if rho <= -0.5 and the largest m "
+            "has fewer than the smallest; disagrees if rho >= 0.5; else inconclusive")
+    if rho <= -0.5 and counts.iloc[-1] < counts.iloc[0]:
+        verdict = "agrees"
+    elif rho >= 0.5:
+        verdict = "disagrees"
+    else:
+        verdict = "inconclusive"
+    return Verdict("The range of η̃ that trains well shrinks as m grows", measurement, rule,
+                   verdict)
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation (average ranks for ties); nan if either is constant."""
+    rx, ry = pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy()
+    if np.std(rx) == 0 or np.std(ry) == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def verdict_bn_widens_gap(with_bn: pd.DataFrame, without_bn: pd.DataFrame,
+                          margin: float) -> Verdict:
+    """Claim: without batch norm the advantage of small batches is larger.
+
+    Measurement: for each study the drop from its best accuracy (over all m) to the best at
+    its largest m. Rule: agrees if the drop without BN exceeds the drop with BN by more than
+    the margin; disagrees if the drop with BN exceeds it by more than the margin; else
+    inconclusive.
+    """
+    def drop(best: pd.DataFrame) -> tuple[float, int]:
+        largest = int(best.index.max())
+        return float(best["median"].max() - best.loc[largest, "median"]), largest
+
+    (drop_bn, m_bn), (drop_none, m_none) = drop(with_bn), drop(without_bn)
+    measurement = (f"drop from the best to the best at m = {m_bn}: {drop_bn:.4f} with BN; "
+                   f"to m = {m_none} without BN: {drop_none:.4f}; margin {margin:.4f}")
+    rule = ("agrees if the drop without BN exceeds the drop with BN by more than the margin; "
+            "disagrees if the reverse; else inconclusive")
+    if drop_none - drop_bn > margin:
+        verdict = "agrees"
+    elif drop_bn - drop_none > margin:
+        verdict = "disagrees"
+    else:
+        verdict = "inconclusive"
+    return Verdict("Without batch norm the advantage of small batches is larger", measurement,
+                   rule, verdict)

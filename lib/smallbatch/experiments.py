@@ -19,6 +19,7 @@ Conventions (book: "Batch size against learning rate"):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -33,7 +34,9 @@ __all__ = ["StudyData", "study_data", "load_or_run", "missing_note", "study_labe
            "study_protocol", "process_hours", "cell_summary",
            "noise_margin", "best_per_batch", "good_range", "edges_reached", "Verdict",
            "MARGIN_FLOOR",
-           "verdict_small_batches_best", "verdict_range_shrinks", "verdict_bn_widens_gap"]
+           "verdict_small_batches_best", "verdict_range_shrinks", "verdict_bn_widens_gap",
+           "curves_by_batch", "ghost_table", "verdict_small_bn_batch",
+           "verdict_bn_batch_independent", "verdict_warmup"]
 
 MARGIN_FLOOR = 0.01  # one percentage point
 
@@ -54,6 +57,7 @@ class StudyData:
     commits: tuple[str, ...]
     problems: list[str]
     num_classes: int
+    results: list = dataclasses.field(default_factory=list)  # the stored TrainResults
 
     @property
     def complete(self) -> bool:
@@ -83,7 +87,8 @@ def study_data(study: str | Study, scale: str = "scaled", *, results_dir=None,
     commits = tuple(sorted({str(c) for c in frame["provenance_git_commit"].dropna()})) \
         if "provenance_git_commit" in frame else ()
     return StudyData(study, frame, total=len(trials), missing=len(trials) - len(kept),
-                     commits=commits, problems=records.problems, num_classes=num_classes)
+                     commits=commits, problems=records.problems, num_classes=num_classes,
+                     results=kept)
 
 
 def cell_summary(frame: pd.DataFrame, by=("batch_size", "log2_base_lr")) -> pd.DataFrame:
@@ -261,6 +266,11 @@ def missing_note(data: StudyData) -> str:
                 f"{data.study.scale} scale are stored.")
     command = f"smallbatch sweep {data.study.name} --scale {data.study.scale}"
     stored = data.total - data.missing
+    if stored == 0:
+        return (f"**Not run:** none of the {data.total} trials of study `{data.study.name}` "
+                f"({data.study.scale}) is stored, so nothing below shows it. To train them "
+                f"(resumable): `{command}` (add `--dry-run --calibrate` to see the cost "
+                "first).")
     return (f"**Incomplete:** {stored} of {data.total} trials of study `{data.study.name}` "
             f"({data.study.scale}) are stored; {data.missing} are missing. What follows uses "
             f"only the stored trials. To train the rest (resumable; stored trials are "
@@ -363,3 +373,140 @@ def verdict_bn_widens_gap(with_bn: pd.DataFrame, without_bn: pd.DataFrame,
         verdict = "inconclusive"
     return Verdict("Without batch norm the advantage of small batches is larger", measurement,
                    rule, verdict)
+
+
+def curves_by_batch(data: StudyData, log2_base_lr) -> pd.DataFrame:
+    """Per-epoch curves for each batch size at one log2 eta_tilde (an int) or at each m's
+    own (a dict m -> log2 eta_tilde), median over seeds. Columns: batch_size, log2_base_lr,
+    epoch, steps (SGD steps so far), examples_seen, train_loss, test_accuracy, seeds (runs
+    with that epoch; a diverged run ends early)."""
+    from .results import epochs_frame
+
+    epochs = epochs_frame(data.results)
+    columns = ["batch_size", "log2_base_lr", "epoch", "steps", "examples_seen", "train_loss",
+               "test_accuracy", "seeds"]
+    if epochs.empty:
+        return pd.DataFrame(columns=columns)
+    epochs["log2_base_lr"] = np.log2(epochs["base_lr"]).round().astype(int)
+    if isinstance(log2_base_lr, dict):
+        keep = epochs["log2_base_lr"] == epochs["batch_size"].map(log2_base_lr)
+    else:
+        keep = epochs["log2_base_lr"] == log2_base_lr
+    picked = epochs[keep].assign(steps=lambda d: d["examples_seen"] // d["batch_size"])
+    curves = picked.groupby(["batch_size", "log2_base_lr", "epoch"]).agg(
+        steps=("steps", "median"), examples_seen=("examples_seen", "median"),
+        train_loss=("train_loss", "median"), test_accuracy=("test_accuracy", "median"),
+        seeds=("seed", "nunique")).reset_index()
+    return curves[columns]
+
+
+# ------------------------------------------------------------------------------ ghost BN
+
+SMALL_BN_BATCH = 16  # "small" m_BN: the paper's best was 4-8 on CIFAR, 16-64 on ImageNet
+
+
+def ghost_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (m, m_BN): the best cell over eta_tilde (median over seeds), with its eta_tilde.
+    m_BN = None (ordinary batch norm) counts as m_BN = m."""
+    frame = frame.assign(bn_batch=frame["bn_batch_size"].fillna(frame["batch_size"]).astype(int))
+    cells = cell_summary(frame, by=("batch_size", "bn_batch", "log2_base_lr"))
+    ordered = cells.sort_values(["batch_size", "bn_batch", "median", "log2_base_lr"],
+                                ascending=[True, True, False, True])
+    return ordered.groupby(["batch_size", "bn_batch"]).head(1).set_index(
+        ["batch_size", "bn_batch"])[["log2_base_lr", "median", "low", "high", "seeds",
+                                      "diverged"]]
+
+
+def verdict_small_bn_batch(table: pd.DataFrame, margin: float) -> Verdict:
+    """Claim: a small batch-norm batch is best (m_BN about 4-8 on CIFAR-10).
+
+    Measurement: at each m, the best m_BN and the gain of the best m_BN <= 16 over ordinary
+    batch norm (m_BN = m). Rule: agrees if that gain exceeds the margin at every m;
+    disagrees if ordinary batch norm beats every m_BN <= 16 by more than the margin at
+    every m; else inconclusive.
+    """
+    gains, parts = [], []
+    for m, rows in table.groupby(level="batch_size"):
+        rows = rows.droplevel("batch_size")
+        small = rows[rows.index <= SMALL_BN_BATCH]["median"]
+        if small.empty or m not in rows.index:
+            continue
+        gain = float(small.max() - rows.loc[m, "median"])
+        gains.append(gain)
+        parts.append(f"m = {m}: best m_BN = {int(rows['median'].idxmax())}, gain of the best "
+                     f"m_BN <= {SMALL_BN_BATCH} over m_BN = m: {gain:+.4f}")
+    rule = (f"agrees if the best m_BN <= {SMALL_BN_BATCH} beats m_BN = m by more than the "
+            "margin at every m; disagrees if m_BN = m beats them all by more than the margin "
+            "at every m; else inconclusive")
+    if not gains:
+        return Verdict("A small batch-norm batch is best (m_BN 4-8 on CIFAR-10)",
+                       "no m with both small m_BN and m_BN = m stored", rule, "inconclusive")
+    verdict = ("agrees" if all(g > margin for g in gains) else
+               "disagrees" if all(g < -margin for g in gains) else "inconclusive")
+    return Verdict("A small batch-norm batch is best (m_BN 4-8 on CIFAR-10)",
+                   "; ".join(parts) + f"; margin {margin:.4f}", rule, verdict)
+
+
+def verdict_bn_batch_independent(table: pd.DataFrame, margin: float) -> Verdict:
+    """Claim: the best m_BN hardly depends on the overall batch size m.
+
+    Rule: agrees if some m_BN is within the margin of the best at every m (that m_BN is
+    listed); disagrees if none is; inconclusive with fewer than two m.
+    """
+    near = {}
+    for m, rows in table.groupby(level="batch_size"):
+        rows = rows.droplevel("batch_size")
+        near[m] = set(rows[rows["median"] >= rows["median"].max() - margin].index)
+    rule = ("agrees if one m_BN is within the margin of the best at every m; disagrees if "
+            "none is; inconclusive with fewer than two m")
+    listing = "; ".join(f"m = {m}: {sorted(int(b) for b in s)}" for m, s in near.items())
+    if len(near) < 2:
+        return Verdict("The best m_BN hardly depends on m", listing or "no data", rule,
+                       "inconclusive")
+    common = set.intersection(*near.values())
+    measurement = (f"m_BN within the margin ({margin:.4f}) of each m's best: {listing}; "
+                   f"common to all: {sorted(int(b) for b in common) or 'none'}")
+    return Verdict("The best m_BN hardly depends on m", measurement, rule,
+                   "agrees" if common else "disagrees")
+
+
+# ------------------------------------------------------------------------------ warm-up
+
+def verdict_warmup(with_warmup: pd.DataFrame, without: pd.DataFrame, small_best: float,
+                   margin: float) -> list[Verdict]:
+    """Claims: warm-up helps large batches, but does not close the gap to small batches.
+
+    ``with_warmup`` / ``without``: ``best_per_batch`` tables at the same large m;
+    ``small_best``: the best median accuracy over m <= 32 without warm-up.
+
+    Rules: "helps" agrees if warm-up's best beats the best without by more than the margin
+    at every m, disagrees if it is worse by more than the margin at some m, else
+    inconclusive. "does not close the gap" agrees if small_best exceeds warm-up's best by
+    more than the margin at every m, disagrees if it does not at any m, else inconclusive.
+    """
+    sizes = sorted(set(with_warmup.index) & set(without.index))
+    gains = {m: float(with_warmup.loc[m, "median"] - without.loc[m, "median"]) for m in sizes}
+    gaps = {m: float(small_best - with_warmup.loc[m, "median"]) for m in sizes}
+    helps_rule = ("agrees if warm-up's best beats the best without by more than the margin "
+                  "at every m; disagrees if it is worse by more than the margin at some m; "
+                  "else inconclusive")
+    gap_rule = ("agrees if the best at m <= 32 (no warm-up) beats warm-up's best by more than "
+                "the margin at every m; disagrees if at no m; else inconclusive")
+    if not sizes:
+        return [Verdict("Warm-up helps large batches", "no common m stored", helps_rule,
+                        "inconclusive"),
+                Verdict("... but does not close the gap", "no common m stored", gap_rule,
+                        "inconclusive")]
+    helps = ("agrees" if all(g > margin for g in gains.values()) else
+             "disagrees" if any(g < -margin for g in gains.values()) else "inconclusive")
+    closed = ("agrees" if all(g > margin for g in gaps.values()) else
+              "disagrees" if all(g <= margin for g in gaps.values()) else "inconclusive")
+    return [
+        Verdict("Warm-up helps large batches",
+                "; ".join(f"m = {m}: {with_warmup.loc[m, 'median']:.4f} with, "
+                          f"{without.loc[m, 'median']:.4f} without ({gains[m]:+.4f})"
+                          for m in sizes) + f"; margin {margin:.4f}", helps_rule, helps),
+        Verdict("... but does not close the gap to small batches",
+                f"best at m <= 32 without warm-up {small_best:.4f}; "
+                + "; ".join(f"m = {m} with warm-up: gap {gaps[m]:+.4f}" for m in sizes),
+                gap_rule, closed)]

@@ -19,7 +19,8 @@ render.activate_if_building()
 
 __all__ = ["training_curves", "throughput", "nqm_loss_curves", "nqm_steps_to_target",
            "lr_scaling", "gradient_noise", "stale_gradients", "stale_gradient_losses",
-           "accuracy_vs_lr", "accuracy_heatmap", "best_and_range"]
+           "accuracy_vs_lr", "accuracy_heatmap", "best_and_range", "training_curves_by_batch",
+           "ghost_batch_norm", "warmup_comparison"]
 
 
 def training_curves(history: pd.DataFrame, title: str = "") -> go.Figure:
@@ -354,8 +355,8 @@ _CHECKPOINT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#
 
 # (rule or "ratio", panel title, y axis title)
 _NOISE_PANELS = (
-    ("linear", "linear rule: η̃ fixed", "tr Cov[Δθ] (squared parameter units)"),
-    ("sqrt", "square-root rule: η̃ ∝ 1/√m", "tr Cov[Δθ] (squared parameter units)"),
+    ("linear", "linear rule: η̃ fixed", "tr Cov[Δθ] (parameter units²)"),
+    ("sqrt", "square-root rule: η̃ ∝ 1/√m", "tr Cov[Δθ] (parameter units²)"),
     ("ratio", "measured / predicted", "ratio (1 = the derivation)"),
 )
 
@@ -382,11 +383,14 @@ def gradient_noise(frame: pd.DataFrame, title: str = "Update covariance against 
         rows = frame[(frame["checkpoint"] == checkpoint) & (frame["rule"] == rule)]
         return rows.set_index("batch_size")[name].reindex(batch_sizes).astype(float).tolist()
 
-    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t, _ in _NOISE_PANELS],
-                        horizontal_spacing=0.09)
+    # two panels side by side, the ratio below across both: fits the book's text column
+    cells = [(1, 1), (1, 2), (2, 1)]
+    fig = make_subplots(rows=2, cols=2, specs=[[{}, {}], [{"colspan": 2}, None]],
+                        subplot_titles=[t for _, t, _ in _NOISE_PANELS],
+                        horizontal_spacing=0.14, vertical_spacing=0.16)
     for k, checkpoint in enumerate(checkpoints):
         colour = _CHECKPOINT_COLOURS[k % len(_CHECKPOINT_COLOURS)]
-        for col, (panel, _, _) in enumerate(_NOISE_PANELS, start=1):
+        for (row, col), (panel, _, _) in zip(cells, _NOISE_PANELS):
             rule, prefix = ("linear", "ratio") if panel == "ratio" else (panel, "measured")
             y = column(checkpoint, rule, prefix)
             low, high = column(checkpoint, rule, f"{prefix}_low"), \
@@ -395,19 +399,19 @@ def gradient_noise(frame: pd.DataFrame, title: str = "Update covariance against 
             x = _spread(batch_sizes, k, len(checkpoints)) if panel == "ratio" else batch_sizes
             fig.add_trace(go.Scatter(
                 x=x, y=y, mode="markers", name=checkpoint, legendgroup=checkpoint,
-                showlegend=col == 1, marker=dict(color=colour, size=7),
+                showlegend=(row, col) == (1, 1), marker=dict(color=colour, size=7),
                 error_y=dict(type="data", symmetric=False,
                              array=[h - v for h, v in zip(high, y)],
                              arrayminus=[v - lo for v, lo in zip(y, low)]),
                 hovertemplate=f"{checkpoint}, m = %{{x}}: %{{y:.4g}}<extra></extra>"),
-                row=1, col=col)
+                row=row, col=col)
             predicted = [1.0] * len(batch_sizes) if panel == "ratio" else \
                 column(checkpoint, rule, "predicted")
             fig.add_trace(go.Scatter(
                 x=batch_sizes, y=predicted, mode="lines", name="predicted",
-                legendgroup="predicted", showlegend=col == 1 and k == 0,
+                legendgroup="predicted", showlegend=(row, col) == (1, 1) and k == 0,
                 line=dict(color=colour if panel != "ratio" else "black", dash="dash",
-                          width=1.5), hoverinfo="skip"), row=1, col=col)
+                          width=1.5), hoverinfo="skip"), row=row, col=col)
     curves = len(fig.data)
 
     def markers(index: int) -> tuple[list, list]:
@@ -421,20 +425,20 @@ def gradient_noise(frame: pd.DataFrame, title: str = "Update covariance against 
         return xs, ys
 
     active = len(batch_sizes) // 2
-    for col, (x, y) in enumerate(zip(*markers(active)), start=1):
+    for (row, col), x, y in zip(cells, *markers(active)):
         fig.add_trace(go.Scatter(
             x=x, y=y, mode="markers", name="selected m", legendgroup="selected",
-            showlegend=col == 1, hoverinfo="skip",
+            showlegend=(row, col) == (1, 1), hoverinfo="skip",
             marker=dict(size=14, symbol="circle-open", color="black", line=dict(width=2))),
-            row=1, col=col)
+            row=row, col=col)
 
     def heading(index: int) -> str:
-        ratios = "; ".join(
+        ratios = "<br>".join(
             f"{c}: {column(c, 'linear', 'ratio')[index]:.3f} "
             f"[{column(c, 'linear', 'ratio_low')[index]:.3f}, "
             f"{column(c, 'linear', 'ratio_high')[index]:.3f}]" for c in checkpoints)
         return (f"{title}, m = {batch_sizes[index]}<br><sup>measured / predicted (95% "
-                f"interval): {ratios}</sup>")
+                f"interval)<br>{ratios}</sup>")
 
     curve_x = [list(trace.x) for trace in fig.data[:curves]]
     curve_y = [list(trace.y) for trace in fig.data[:curves]]
@@ -449,14 +453,14 @@ def gradient_noise(frame: pd.DataFrame, title: str = "Update covariance against 
                      dtick=octaves * math.log10(2),
                      range=[math.log10(min(batch_sizes)) - 0.15,
                             math.log10(max(batch_sizes)) + 0.15])
-    for col, (panel, _, y_title) in enumerate(_NOISE_PANELS, start=1):
+    for (row, col), (panel, _, y_title) in zip(cells, _NOISE_PANELS):
         fig.update_yaxes(title_text=y_title, type="linear" if panel == "ratio" else "log",
-                         exponentformat="power", row=1, col=col)
+                         exponentformat="power", row=row, col=col)
     fig.update_layout(
         title=dict(text=heading(active)),
         sliders=[dict(active=active, steps=steps, pad=dict(t=60),
                       currentvalue=dict(prefix="batch size m = "))],
-        legend=dict(orientation="h", y=-0.55), height=620, margin=dict(t=110, b=150))
+        legend=dict(orientation="h", y=-0.3), height=940, margin=dict(t=200, b=150))
     return fig
 
 
@@ -762,14 +766,27 @@ def stale_gradient_losses(frame: pd.DataFrame, title: str = "Loss reached by n s
     lrs = sorted(frame["base_lr"].unique())
     batch_size = int(frame["batch_size"].iloc[0])
 
+    ranges = {}  # checkpoint -> (y range, cap): the panel's range and the clip level
+    for checkpoint in checkpoints:
+        part = frame[frame["checkpoint"] == checkpoint]
+        start = float(part["loss_at_checkpoint"].iloc[0])
+        medians = part.groupby(["n", "base_lr"])[["loss_a", "loss_b"]].median()
+        lowest = float(medians.min().min())
+        top = start + max(0.5 * (start - lowest), 0.1 * start)
+        span = top - lowest
+        # values more than 10 panel heights above the panel (diverging paths, up to 1e200
+        # and more) are left out: off the panel either way, and too large for SVG coordinates
+        ranges[checkpoint] = ([lowest - 0.05 * span, top + 0.05 * span], top + 10 * span)
+
     def curves(n: int) -> tuple[list, list]:
         xs, ys = [], []
         for checkpoint in checkpoints:
             part = frame[(frame["checkpoint"] == checkpoint) & (frame["n"] == n)]
+            cap = ranges[checkpoint][1]
             for column in _PATH_STYLE:
                 median = _stale_series(part, column, "median")
                 xs.append(list(median.index))
-                ys.append(_nan_to_none(median))
+                ys.append([None if v is None or v > cap else v for v in _nan_to_none(median)])
         return xs, ys
 
     fig = make_subplots(rows=1, cols=len(checkpoints), subplot_titles=checkpoints,
@@ -794,11 +811,7 @@ def stale_gradient_losses(frame: pd.DataFrame, title: str = "Loss reached by n s
                                  name="loss at θ_k", legendgroup="start", showlegend=col == 1,
                                  line=dict(color="grey", dash="dot", width=1),
                                  hoverinfo="skip"), row=1, col=col)
-        medians = part.groupby(["n", "base_lr"])[["loss_a", "loss_b"]].median()
-        lowest = float(medians.min().min())
-        top = start + max(0.5 * (start - lowest), 0.1 * start)
-        span = top - lowest
-        fig.update_yaxes(range=[lowest - 0.05 * span, top + 0.05 * span], row=1, col=col)
+        fig.update_yaxes(range=ranges[checkpoint][0], row=1, col=col)
 
     def heading(n: int) -> str:
         return f"{title}: n = {n}, m = {batch_size}, n m = {n * batch_size}"
@@ -817,4 +830,135 @@ def stale_gradient_losses(frame: pd.DataFrame, title: str = "Loss reached by n s
         sliders=[dict(active=active, steps=slider_steps, pad=dict(t=70),
                       currentvalue=dict(prefix="small steps n = "))],
         legend=dict(orientation="h", y=-0.5), height=560, margin=dict(t=90))
+    return fig
+
+
+_CURVE_PANELS = (  # (column, x, panel title, y title)
+    ("train_loss", "epoch", "training loss against epochs", "mean cross-entropy (nats)"),
+    ("test_accuracy", "epoch", "test accuracy against epochs", "test accuracy"),
+    ("train_loss", "steps", "training loss against SGD steps", "mean cross-entropy (nats)"),
+    ("test_accuracy", "steps", "test accuracy against SGD steps", "test accuracy"),
+)
+
+
+def training_curves_by_batch(curves: pd.DataFrame, title: str, note: str = "") -> go.Figure:
+    """Per-epoch training loss and test accuracy, one curve per batch size m, against epochs
+    (examples seen / training-set size) and against SGD steps (log scale), median over seeds;
+    a slider highlights one m (book: "Training curves"; paper Fig 4).
+
+    Args:
+        curves: one row per (batch_size, epoch) with columns batch_size, epoch, steps,
+            train_loss, test_accuracy, seeds (``experiments.curves_by_batch`` output).
+    """
+    needed = {"batch_size", "epoch", "steps", "train_loss", "test_accuracy", "seeds"}
+    if needed - set(curves.columns):
+        raise ValueError("pass smallbatch.experiments.curves_by_batch(...) output")
+    batch_sizes = sorted(int(m) for m in curves["batch_size"].unique())
+    colours = _batch_colours(batch_sizes)
+    fig = make_subplots(rows=2, cols=2, subplot_titles=[p[2] for p in _CURVE_PANELS],
+                        horizontal_spacing=0.1, vertical_spacing=0.16)
+    cells = [(1, 1), (1, 2), (2, 1), (2, 2)]
+    owner = []  # batch size of each trace, for the slider
+    for (column, x, _, _), (row, col) in zip(_CURVE_PANELS, cells):
+        for m in batch_sizes:
+            part = curves[curves["batch_size"] == m].sort_values("epoch")
+            fig.add_trace(go.Scatter(
+                x=part[x], y=part[column], mode="lines+markers", name=f"m = {m}",
+                legendgroup=str(m), showlegend=(row, col) == (1, 1),
+                line=dict(color=colours[m], width=2), marker=dict(size=4),
+                customdata=part["seeds"],
+                hovertemplate=(f"m = {m}, {x} %{{x}}: %{{y:.4f}} (median of %{{customdata}} "
+                               "seed(s))<extra></extra>")), row=row, col=col)
+            owner.append(m)
+
+    def heading(selected: int | None) -> str:
+        text = title if selected is None else f"{title}: m = {selected} highlighted"
+        return f"{text}<br><sup>{note}</sup>" if note else text
+
+    steps = [dict(method="update", label="all",
+                  args=[{"opacity": [1.0] * len(owner), "line.width": [2] * len(owner)},
+                        {"title.text": heading(None)}])]
+    for m in batch_sizes:
+        steps.append(dict(method="update", label=str(m),
+                          args=[{"opacity": [1.0 if o == m else 0.15 for o in owner],
+                                 "line.width": [4 if o == m else 1 for o in owner]},
+                                {"title.text": heading(m)}]))
+    fig.update_xaxes(title_text="epoch", dtick=1, row=1)
+    fig.update_xaxes(title_text="SGD steps (log scale)", type="log", row=2)
+    for (_, _, _, y_title), (row, col) in zip(_CURVE_PANELS, cells):
+        fig.update_yaxes(title_text=y_title, row=row, col=col,
+                         type="log" if "loss" in y_title or "cross" in y_title else "linear")
+    fig.update_layout(title=dict(text=heading(None)), height=820, margin=dict(t=100),
+                      legend=dict(title_text="batch size"),
+                      sliders=[dict(active=0, steps=steps, pad=dict(t=60),
+                                    currentvalue=dict(prefix="highlighted batch size: "))])
+    return fig
+
+
+def ghost_batch_norm(table: pd.DataFrame, title: str, note: str = "") -> go.Figure:
+    """Best test accuracy over eta_tilde against the batch-norm batch m_BN (log2 axis), one
+    curve per SGD batch size m; the point m_BN = m (ordinary batch norm) is ringed (book:
+    "Batch norm's own batch"; paper Figs 13-14).
+
+    Args:
+        table: ``experiments.ghost_table`` output (index batch_size, bn_batch).
+    """
+    sizes = sorted({int(m) for m in table.index.get_level_values("batch_size")})
+    colours = _batch_colours(sizes)
+    fig = go.Figure()
+    for m in sizes:
+        rows = table.xs(m, level="batch_size").sort_index()
+        fig.add_trace(go.Scatter(
+            x=list(rows.index), y=rows["median"], mode="lines+markers", name=f"m = {m}",
+            line=dict(color=colours[m], width=2),
+            error_y=dict(type="data", symmetric=False, array=rows["high"] - rows["median"],
+                         arrayminus=rows["median"] - rows["low"], thickness=1),
+            customdata=rows["log2_base_lr"],
+            hovertemplate=(f"m = {m}, m_BN = %{{x}}: %{{y:.4f}} at log2 η̃ = "
+                           "%{customdata}<extra></extra>")))
+        if m in rows.index:
+            fig.add_trace(go.Scatter(
+                x=[m], y=[rows.loc[m, "median"]], mode="markers", showlegend=m == sizes[0],
+                name="m_BN = m (ordinary batch norm)", legendgroup="ordinary",
+                marker=dict(size=15, symbol="circle-open", color="black", line=dict(width=2)),
+                hoverinfo="skip"))
+    bn_sizes = sorted({int(b) for b in table.index.get_level_values("bn_batch")})
+    fig.update_layout(
+        title_text=f"{title}<br><sup>{note}</sup>" if note else title, height=500,
+        margin=dict(t=100),
+        xaxis=dict(title_text="batch-norm batch m_BN (log2 scale)", type="log", tickformat="d",
+                   dtick=math.log10(2), range=[math.log10(min(bn_sizes)) - 0.15,
+                                               math.log10(max(bn_sizes)) + 0.15]),
+        yaxis=dict(title_text="best test accuracy over η̃ (median of last 5 epochs)"))
+    return fig
+
+
+def warmup_comparison(with_warmup: pd.DataFrame, without: pd.DataFrame, title: str,
+                      note: str = "") -> go.Figure:
+    """Test accuracy against log2 eta_tilde with and without warm-up, one panel per batch
+    size m (median over seeds, bars: lowest to highest seed) (book: "Warm-up"; paper Figs
+    9-10).
+
+    Args:
+        with_warmup, without: ``experiments.cell_summary`` outputs.
+    """
+    sizes = sorted(set(int(m) for m in with_warmup["batch_size"]) &
+                   set(int(m) for m in without["batch_size"]))
+    fig = make_subplots(rows=1, cols=max(1, len(sizes)), shared_yaxes=True,
+                        subplot_titles=[f"m = {m}" for m in sizes], horizontal_spacing=0.05)
+    for col, m in enumerate(sizes, start=1):
+        for cells, name, colour in ((without, "no warm-up", "#7f7f7f"),
+                                    (with_warmup, "5% linear warm-up", "#d62728")):
+            rows = cells[cells["batch_size"] == m].sort_values("log2_base_lr")
+            fig.add_trace(go.Scatter(
+                x=rows["log2_base_lr"], y=rows["median"], mode="lines+markers", name=name,
+                legendgroup=name, showlegend=col == 1, line=dict(color=colour),
+                error_y=dict(type="data", symmetric=False, array=rows["high"] - rows["median"],
+                             arrayminus=rows["median"] - rows["low"], thickness=1),
+                hovertemplate=f"{name}, m = {m}, log2 η̃ = %{{x}}: %{{y:.4f}}<extra></extra>"),
+                row=1, col=col)
+    fig.update_xaxes(title_text="log2 η̃", dtick=2)
+    fig.update_yaxes(title_text="test accuracy (median of last 5 epochs)", row=1, col=1)
+    fig.update_layout(title_text=f"{title}<br><sup>{note}</sup>" if note else title,
+                      height=480, margin=dict(t=100), legend=dict(orientation="h", y=-0.2))
     return fig

@@ -521,12 +521,16 @@ def dry_run(study: Study, *, results_dir: str | os.PathLike | None = None,
 
 def calibrate_rates(study: Study, *, max_ensemble: int = 16,
                     max_step_examples: int = MAX_STEP_EXAMPLES, device: str = "auto",
-                    data_root=None, seconds: float = 1.0) -> dict[int, float]:
+                    data_root=None, seconds: float = 1.0,
+                    input_shape: tuple[int, int, int] | None = None,
+                    num_classes: int | None = None) -> dict[int, float]:
     """Measure, on this machine, examples/s of each batch size's lock-step ensemble.
 
     For every batch size in the study: the ensemble size a sweep would use, a few SGD steps
     of the study's model on random inputs of the data's shape, timed after two warm-up
     steps. Used by ``smallbatch sweep --dry-run --calibrate`` to estimate wall time.
+    With ``input_shape`` and ``num_classes`` given no data set is loaded (to cost a study
+    whose data this machine does not have).
     """
     import torch
 
@@ -536,9 +540,13 @@ def calibrate_rates(study: Study, *, max_ensemble: int = 16,
 
     resolved = resolve_device(device)
     prepare_device(resolved)
-    trials = validate_study(study)
-    data = _data_for(trials[0], data_root, resolved)
-    channels, height, width = data.input_shape
+    if input_shape is None or num_classes is None:
+        trials = validate_study(study)
+        data = _data_for(trials[0], data_root, resolved)
+        input_shape, num_classes = data.input_shape, data.num_classes
+    else:
+        trials = study.trials()
+    channels, height, width = input_shape
     channels_last = resolved.type == "cpu"
     rates = {}
     for group in ensemble_groups(trials, max_ensemble, max_step_examples):
@@ -547,7 +555,7 @@ def calibrate_rates(study: Study, *, max_ensemble: int = 16,
             continue
         torch.manual_seed(0)
         model = build_model(config.model, in_channels=channels,
-                            num_classes=data.num_classes, input_size=height,
+                            num_classes=num_classes, input_size=height,
                             batch_norm=config.batch_norm,
                             bn_batch_size=config.bn_batch_size).to(resolved)
         try:
@@ -559,7 +567,7 @@ def calibrate_rates(study: Study, *, max_ensemble: int = 16,
         x = torch.randn(config.batch_size, channels, height, width, device=resolved)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        y = torch.randint(0, data.num_classes, (config.batch_size,), device=resolved)
+        y = torch.randint(0, num_classes, (config.batch_size,), device=resolved)
         lrs = torch.full((members,), 1e-6, device=resolved)
         for _ in range(2):
             ensemble.sgd_step(x, y, lrs)

@@ -143,3 +143,94 @@ def test_process_hours_share_an_ensembles_wall_time():
     frame = pd.DataFrame({"wall_time": [3600.0, 3600.0, 1800.0],
                           "provenance_ensemble_size": [2, 2, None]})
     assert experiments.process_hours(frame) == pytest.approx(1.5)
+
+
+def test_missing_note_names_the_command(stored, tmp_path):
+    note = experiments.missing_note(stored)
+    assert "29 of 30" in note and "smallbatch sweep fake --scale scaled" in note
+    empty = experiments.study_data(stored.study, results_dir=tmp_path / "none")
+    assert empty.frame.empty and "**Not run:** none of the 30" in experiments.missing_note(empty)
+
+
+def test_curves_by_batch_take_the_median_over_seeds(tmp_path):
+    from smallbatch import figures
+    from smallbatch.train import EpochMetrics
+
+    study = Study.from_mapping(SPEC, "scaled")
+    for config in study.trials():
+        if config.base_lr not in (2.0 ** -4, 2.0 ** -5):
+            continue
+        epochs = [EpochMetrics(epoch=e, train_loss=1.0 / e + config.seed, train_accuracy=0.5,
+                               test_loss=1.0, test_accuracy=0.1 * e, lr=0.1,
+                               examples_seen=256 // config.batch_size * config.batch_size * e,
+                               wall_time=e) for e in (1, 2)]
+        save_result(TrainResult(config=config, status="complete", epochs=epochs,
+                                test_accuracy=0.2), tmp_path)
+    data = experiments.study_data(study, results_dir=tmp_path)
+    fixed = experiments.curves_by_batch(data, -4)
+    assert sorted(fixed["batch_size"].unique()) == [4, 64]
+    row = fixed[(fixed["batch_size"] == 64) & (fixed["epoch"] == 2)].iloc[0]
+    assert row["train_loss"] == pytest.approx(1.5)  # seeds add 0, 1, 2: median 1
+    assert row["steps"] == 8 and row["seeds"] == 3
+    own = experiments.curves_by_batch(data, {4: -4, 64: -5})
+    assert set(zip(own["batch_size"], own["log2_base_lr"])) == {(4, -4), (64, -5)}
+    fig = figures.training_curves_by_batch(fixed, "curves")
+    assert len(fig.data) == 4 * 2 and len(fig.layout.sliders[0].steps) == 3
+
+
+def ghost(values: dict[int, dict[int, float]]):
+    import pandas as pd
+
+    rows = [{"batch_size": m, "bn_batch": b, "median": v, "log2_base_lr": -6, "low": v,
+             "high": v, "seeds": 1, "diverged": 0}
+            for m, by_bn in values.items() for b, v in by_bn.items()]
+    return pd.DataFrame(rows).set_index(["batch_size", "bn_batch"])
+
+
+def test_ghost_table_picks_the_best_lr_and_treats_none_as_m():
+    import pandas as pd
+
+    frame = pd.DataFrame({
+        "batch_size": [64] * 4, "bn_batch_size": [8, 8, None, None],
+        "log2_base_lr": [-7, -6, -7, -6], "seed": 0, "status": "complete",
+        "score": [0.80, 0.85, 0.82, 0.81]})
+    table = experiments.ghost_table(frame)
+    assert table.loc[(64, 8), "log2_base_lr"] == -6 and table.loc[(64, 8), "median"] == 0.85
+    assert table.loc[(64, 64), "median"] == 0.82
+
+
+@pytest.mark.parametrize("values,small,independent", [
+    ({64: {4: 0.90, 8: 0.91, 64: 0.85}, 256: {4: 0.89, 8: 0.90, 256: 0.80}}, "agrees", "agrees"),
+    ({64: {4: 0.80, 64: 0.90}, 256: {4: 0.80, 256: 0.90}}, "disagrees", "disagrees"),
+    ({64: {4: 0.90, 64: 0.85}, 256: {4: 0.80, 256: 0.90}}, "inconclusive", "disagrees"),
+])
+def test_ghost_verdicts(values, small, independent):
+    table = ghost(values)
+    assert experiments.verdict_small_bn_batch(table, 0.01).verdict == small
+    assert experiments.verdict_bn_batch_independent(table, 0.01).verdict == independent
+
+
+@pytest.mark.parametrize("with_w,without,small_best,helps,gap", [
+    ({256: 0.85, 1024: 0.80}, {256: 0.82, 1024: 0.75}, 0.90, "agrees", "agrees"),
+    ({256: 0.85, 1024: 0.70}, {256: 0.82, 1024: 0.75}, 0.90, "disagrees", "agrees"),
+    ({256: 0.90, 1024: 0.895}, {256: 0.82, 1024: 0.75}, 0.90, "agrees", "disagrees"),
+    ({256: 0.825, 1024: 0.80}, {256: 0.82, 1024: 0.75}, 0.90, "inconclusive", "agrees"),
+])
+def test_warmup_verdicts(with_w, without, small_best, helps, gap):
+    result = experiments.verdict_warmup(best_table(with_w), best_table(without), small_best,
+                                        margin=0.01)
+    assert [v.verdict for v in result] == [helps, gap]
+
+
+def test_ghost_and_warmup_figures_draw_each_series():
+    from smallbatch import figures
+
+    table = ghost({64: {4: 0.90, 8: 0.91, 64: 0.85}, 256: {4: 0.89, 256: 0.80}})
+    fig = figures.ghost_batch_norm(table, "ghost")
+    assert [t.name for t in fig.data if t.mode == "lines+markers"] == ["m = 64", "m = 256"]
+    import pandas as pd
+
+    cells = pd.DataFrame({"batch_size": [256, 256, 1024], "log2_base_lr": [-8, -7, -9],
+                          "median": [0.8, 0.82, 0.7], "low": 0.0, "high": 1.0})
+    fig = figures.warmup_comparison(cells, cells, "warm-up")
+    assert len(fig.data) == 4  # two series in each of two panels

@@ -7,38 +7,44 @@ one complete and one diverged trial picked at random from the 8 cheapest of each
 seed is $SMALLBATCH_CHECK_SEED if set (to repeat a failure), else random; the chosen
 trials are printed (``pytest -rA`` shows them).
 
-Trials at the edge of stability are not candidates: a complete trial qualifies only if the
-same m and seed one octave higher in eta_tilde also completed, a diverged trial only if one
-octave lower also diverged. At the edge, whether a run diverges depends on float32
-rounding (a trial that diverged late in its lock-step ensemble completed when re-trained
-alone), so there a flip is expected, not a sign of changed code.
+Only short runs are candidates (at most MAX_STEPS SGD steps, i.e. m >= 128 in the published
+studies): the stored trials were trained in lock-step ensembles and the re-run uses the
+single-run trainer, which differ by float32 rounding, and over tens of thousands of steps
+that difference grows like a change of seed (re-trained alone, a stored m = 2,
+eta_tilde = 2^0 trial ended 1.9 points lower). And trials at the edge of stability are not
+candidates: a complete trial qualifies only if the nearest stored eta_tilde above it (same
+study, m and seed) also completed, a diverged trial only if the nearest below also
+diverged; at the edge, whether a run diverges depends on rounding (a trial that diverged
+late in its ensemble completed when re-trained alone).
 
-Tolerance: the stored trials were trained in lock-step ensembles, possibly with another
-thread count; the re-run uses the single-run trainer. Those differ by float32 rounding
-(about 1e-4 relative per step, see the lock-step chapter), which a short run barely
-amplifies. A complete trial must reproduce its status, its step count, its median test
-accuracy to within 0.01 (50 of 5,000 test images) and each epoch's training loss to within
-2% relative; a diverged trial must diverge again in the same epoch.
+How: a stored trial that trained alone (ensemble size 1, every m >= 64 in the published
+studies) is re-trained through the same lock-step code path with the thread count it
+recorded. On a CPU of the same model that is bit-for-bit: the check is exact (test accuracy
+equal, each epoch's training loss to 1e-6 relative). On another CPU the float32 rounding
+of its kernels differs, so the check is statistical: status and step count equal, median
+test accuracy within 0.02 and the last epoch's training loss within 5%. A diverged trial
+must diverge again in the same epoch either way.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import random
 from pathlib import Path
 
 import pytest
+import torch
 
 from smallbatch import presets
 from smallbatch.data import DataError
+from smallbatch.ensemble import train_ensemble
+from smallbatch.provenance import cpu_name
 from smallbatch.results import load_records
 from smallbatch.sweep import load_study, study_names
 from smallbatch.train import config_hash, train
 
-ACCURACY_TOLERANCE = 0.01
-LOSS_RELATIVE_TOLERANCE = 0.02
 CANDIDATES = 8
+MAX_STEPS = 640
 
 
 def stored_trials():
@@ -58,22 +64,36 @@ def cost(result) -> int:
 
 
 def away_from_the_edge(trials):
-    """The trials whose neighbour one octave towards the other status has their status."""
-    status = {(s, r.config.replace(base_lr=1.0)): {} for s, r in trials}
+    """The trials whose nearest stored neighbour in eta_tilde towards the other status (above
+    a complete trial, below a diverged one; same study and config otherwise) shares their
+    status."""
+    lines: dict[tuple, dict[float, str]] = {}
     for s, r in trials:
-        status[(s, r.config.replace(base_lr=1.0))][round(math.log2(r.config.base_lr))] = r.status
+        lines.setdefault((s, r.config.replace(base_lr=1.0)), {})[r.config.base_lr] = r.status
     kept = []
     for s, r in trials:
-        octave = round(math.log2(r.config.base_lr))
-        neighbour = octave + 1 if r.status == "complete" else octave - 1
-        if status[(s, r.config.replace(base_lr=1.0))].get(neighbour) == r.status:
-            kept.append((s, r))
+        line = lines[(s, r.config.replace(base_lr=1.0))]
+        lr = r.config.base_lr
+        side = [v for v in line if (v > lr if r.status == "complete" else v < lr)]
+        if side:
+            nearest = min(side) if r.status == "complete" else max(side)
+            if line[nearest] == r.status:
+                kept.append((s, r))
     return kept
+
+
+def candidate(trial) -> bool:
+    result = trial[1]
+    if result.num_steps > MAX_STEPS:
+        return False
+    if result.status == "complete":
+        return result.provenance.get("ensemble_size", 1) == 1
+    return result.diverged_epoch == 1
 
 
 def choose(seed: int):
     rng = random.Random(seed)
-    trials = away_from_the_edge(stored_trials())
+    trials = [t for t in away_from_the_edge(stored_trials()) if candidate(t)]
     chosen = []
     for status in ("complete", "diverged"):
         kind = sorted((t for t in trials if t[1].status == status), key=lambda t: cost(t[1]))
@@ -97,19 +117,34 @@ def test_stored_trial_is_reproduced(study, stored):
     print(f"SMALLBATCH_CHECK_SEED={SEED}: re-training {study} trial {stored.config_hash} "
           f"(m={stored.config.batch_size}, eta_tilde={stored.config.base_lr:g}, "
           f"{stored.status}, commit {stored.provenance.get('git_commit')})")
+    threads = stored.provenance.get("threads")
+    exact = (stored.provenance.get("device_name") == cpu_name() and threads is not None
+             and stored.provenance.get("ensemble_size", 1) == 1)
+    previous = torch.get_num_threads()
     try:
-        again = train(stored.config, progress=False)
+        if threads:
+            torch.set_num_threads(threads)
+        if stored.provenance.get("ensemble_size", 1) == 1:
+            again = train_ensemble([stored.config], progress=False)[0]
+        else:
+            again = train(stored.config, progress=False)
     except DataError as error:
         pytest.fail(f"the data set of a published study is missing: {error}")
+    finally:
+        torch.set_num_threads(previous)
     assert again.status == stored.status
     assert again.num_steps == stored.num_steps
     if stored.status == "diverged":
         assert again.diverged_epoch == stored.diverged_epoch
         return
-    print(f"test accuracy: stored {stored.test_accuracy:.4f}, again {again.test_accuracy:.4f}; "
-          f"last training loss: stored {stored.epochs[-1].train_loss:.5f}, "
-          f"again {again.epochs[-1].train_loss:.5f}")
-    assert again.test_accuracy == pytest.approx(stored.test_accuracy, abs=ACCURACY_TOLERANCE)
-    for now, then in zip(again.epochs, stored.epochs):
-        assert now.train_loss == pytest.approx(then.train_loss, rel=LOSS_RELATIVE_TOLERANCE), \
-            f"epoch {now.epoch}"
+    print(f"{'exact' if exact else 'statistical'} check; test accuracy: stored "
+          f"{stored.test_accuracy:.4f}, again {again.test_accuracy:.4f}; last training loss: "
+          f"stored {stored.epochs[-1].train_loss:.6f}, again {again.epochs[-1].train_loss:.6f}")
+    if exact:
+        assert again.test_accuracy == stored.test_accuracy
+        for now, then in zip(again.epochs, stored.epochs):
+            assert now.train_loss == pytest.approx(then.train_loss, rel=1e-6), f"epoch {now.epoch}"
+    else:
+        assert again.test_accuracy == pytest.approx(stored.test_accuracy, abs=0.02)
+        assert again.epochs[-1].train_loss == pytest.approx(stored.epochs[-1].train_loss,
+                                                            rel=0.05)

@@ -133,6 +133,22 @@ _RULE_STYLE = {  # LR choice -> (legend name, colour, dash)
 }
 
 
+def _marker_steps(fig: go.Figure, curves: int, labels, markers, heading) -> list[dict]:
+    """Slider steps that keep the figure's first ``curves`` traces as they are and move the
+    marker traces after them: ``markers(i)`` gives their (xs, ys) at step i and
+    ``heading(i)`` the title. Every value is precomputed, so the slider works in the static
+    book."""
+    curve_x = [list(trace.x) for trace in fig.data[:curves]]
+    curve_y = [list(trace.y) for trace in fig.data[:curves]]
+    steps = []
+    for index, label in enumerate(labels):
+        xs, ys = markers(index)
+        steps.append(dict(method="update", label=str(label),
+                          args=[{"x": curve_x + xs, "y": curve_y + ys},
+                                {"title.text": heading(index)}]))
+    return steps
+
+
 def _log2_batch_axis(batch_sizes) -> dict:
     return dict(title_text="batch size B (log2 scale)", type="log", dtick=math.log10(2),
                 tickformat="d", range=[math.log10(min(batch_sizes)) - 0.1,
@@ -328,14 +344,7 @@ def lr_scaling(table: pd.DataFrame, title: str = "Learning-rate scaling") -> go.
                         for rule in rules)
         return f"{title}, m = {m}<br><sup>η: {eta}; tr Cov[Δθ]: {var}</sup>"
 
-    curve_x = [batch_sizes] * curves
-    curve_y = [list(trace.y) for trace in fig.data[:curves]]
-    slider_steps = []
-    for index, m in enumerate(batch_sizes):
-        xs, ys = markers(index)
-        slider_steps.append(dict(method="update", label=str(m),
-                                 args=[{"x": curve_x + xs, "y": curve_y + ys},
-                                       {"title.text": heading(index)}]))
+    slider_steps = _marker_steps(fig, curves, batch_sizes, markers, heading)
     octaves = 1 if len(batch_sizes) <= 8 else 2  # a tick every 2 octaves fits half a page
     axis = dict(type="log", dtick=octaves * math.log10(2), tickformat="d",
                 range=[math.log10(min(batch_sizes)) - 0.1, math.log10(max(batch_sizes)) + 0.1])
@@ -440,14 +449,7 @@ def gradient_noise(frame: pd.DataFrame, title: str = "Update covariance against 
         return (f"{title}, m = {batch_sizes[index]}<br><sup>measured / predicted (95% "
                 f"interval)<br>{ratios}</sup>")
 
-    curve_x = [list(trace.x) for trace in fig.data[:curves]]
-    curve_y = [list(trace.y) for trace in fig.data[:curves]]
-    steps = []
-    for index, m in enumerate(batch_sizes):
-        xs, ys = markers(index)
-        steps.append(dict(method="update", label=str(m),
-                          args=[{"x": curve_x + xs, "y": curve_y + ys},
-                                {"title.text": heading(index)}]))
+    steps = _marker_steps(fig, curves, batch_sizes, markers, heading)
     octaves = 1 if len(batch_sizes) <= 8 else 2
     fig.update_xaxes(title_text="batch size m (log2 scale)", type="log", tickformat="d",
                      dtick=octaves * math.log10(2),

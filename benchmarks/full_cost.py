@@ -36,6 +36,9 @@ SHAPES = {"cifar10": ((3, 32, 32), 10), "cifar10-jpeg": ((3, 32, 32), 10),
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--studies", nargs="*", default=None,
+                        help="named studies to cost (default: all)")
+    parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     parser.add_argument("--seconds", type=float, default=1.0,
                         help="timed seconds per batch size (after two warm-up steps)")
     args = parser.parse_args()
@@ -43,7 +46,7 @@ def main() -> None:
     rates_cache: dict[tuple, dict[int, float]] = {}
     studies = []
     started = time.perf_counter()
-    for name in study_names():
+    for name in args.studies or study_names():
         study = load_study(name, "full")
         if study.base.data not in SHAPES:
             print(f"{name}: skipped (data {study.base.data} has no known shape here)")
@@ -77,9 +80,10 @@ def main() -> None:
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "python": platform.python_version(), "commit": git_commit(),
         "seconds": time.perf_counter() - started, "studies": studies}
-    RESULTS.mkdir(exist_ok=True)
+    out = Path(args.out) if args.out else RESULTS
+    out.mkdir(parents=True, exist_ok=True)
     stem = f"full_cost_{device.type}"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
     lines = [f"# Full-scale cost on {record['device_name']} ({record['device']}, "
              f"{record['threads']} threads), torch {record['torch']}, {record['measured']}",
              "", f"Commit {record['commit']}. Estimated wall time = training examples / "
@@ -90,7 +94,7 @@ def main() -> None:
         lines.append(f"| {row['study']} | {row['data']} | {row['model']} | {row['batch_norm']} "
                      f"| {row['epochs']} | {row['trials']} | {row['examples']:,} | "
                      f"{row['hours']:,.0f} |")
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -569,11 +569,13 @@ def accuracy_heatmap(cells: pd.DataFrame, title: str, note: str = "") -> go.Figu
     return fig
 
 
-def best_and_range(studies: dict, margin: float, title: str, note: str = "") -> go.Figure:
+def best_and_range(studies: dict, margin: float, title: str, note: str = "",
+                   own: bool = True) -> go.Figure:
     """Left: the best median test accuracy against m (bars: min to max over seeds at that
     cell), one line per study. Right: the range of log2 eta_tilde whose median is within
-    ``margin`` of the study's overall best, against m (a bar from lowest to highest; no bar:
-    no eta_tilde came that close).
+    ``margin`` of each m's own best (``own``, ``good_range(reference="own")``) or of the
+    study's overall best (``own=False``), against m: a bar from the lowest to the highest,
+    the best marked by an open circle.
 
     Args:
         studies: label -> (best, ranges) from ``experiments.best_per_batch`` and
@@ -581,7 +583,8 @@ def best_and_range(studies: dict, margin: float, title: str, note: str = "") -> 
     """
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=(
         "best test accuracy against m",
-        f"η̃ within {100 * margin:.1f} points of the best, against m"))
+        f"η̃ within {100 * margin:.1f} points of {'each m' + chr(39) + 's' if own else 'the'} "
+        "best, against m"))
     palette = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
     for k, (label, (best, ranges)) in enumerate(studies.items()):
         colour = palette[k % len(palette)]

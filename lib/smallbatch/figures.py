@@ -581,10 +581,10 @@ def best_and_range(studies: dict, margin: float, title: str, note: str = "",
         studies: label -> (best, ranges) from ``experiments.best_per_batch`` and
             ``experiments.good_range``.
     """
+    reference = "each m's" if own else "the overall"
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=(
         "best test accuracy against m",
-        f"η̃ within {100 * margin:.1f} points of {'each m' + chr(39) + 's' if own else 'the'} "
-        "best, against m"))
+        f"η̃ within {100 * margin:.1f} points of {reference} best, against m"))
     palette = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
     for k, (label, (best, ranges)) in enumerate(studies.items()):
         colour = palette[k % len(palette)]

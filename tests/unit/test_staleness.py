@@ -234,3 +234,22 @@ def test_growth_with_n_recovers_the_shared_mean_shape():
     assert growth["c_exponent"] == pytest.approx(growth["mean_gradient_exponent"], abs=1e-9)
     assert growth["distance_exponent"] == pytest.approx(2.0, abs=1e-9)
     assert growth["noise_exponent"] < growth["mean_gradient_exponent"] - 0.4
+
+
+def test_loss_figure_leaves_out_values_far_above_its_panels(smoke_network):
+    """A diverging path's loss (here 1e214) never reaches the figure: SVG cannot place it."""
+    net, data = smoke_network
+    batches = [(data.train_x[2 * j:2 * j + 2], data.train_y[2 * j:2 * j + 2]) for j in range(2)]
+    rows = [dict(r, draw=0) for r in staleness.compare_paths(
+        net, batches, data.train_x[-4:], data.train_y[-4:], [2.0 ** -12, 2.0 ** -8], [1, 2],
+        loss_from=2.0 ** -12)]
+    blown = [r for r in rows if r["n"] == 2 and r["base_lr"] == 2.0 ** -8][0]
+    blown["loss_b"] = 7.6e214
+    records = [{"config": {"batch_size": 2, "loss_from": 2.0 ** -12},
+                "values": {"checkpoint": "initialisation", "epochs": 0,
+                           "table": {k: [r[k] for r in rows] for k in rows[0]}}}]
+    fig = figures.stale_gradient_losses(staleness.stale_frame(records))
+    drawn = [v for trace in fig.data for v in (trace.y or []) if v is not None]
+    drawn += [v for step in fig.layout.sliders[0].steps for ys in step.args[0]["y"]
+              for v in ys if v is not None]
+    assert drawn and max(drawn) < 1e6

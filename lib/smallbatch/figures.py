@@ -149,6 +149,17 @@ def _marker_steps(fig: go.Figure, curves: int, labels, markers, heading) -> list
     return steps
 
 
+def _restyle_steps(values, curves, heading, traces: list[int]) -> list[dict]:
+    """Slider steps, one per value v: ``curves(v)`` gives the (xs, ys) of the ``traces``
+    (indices) and ``heading(v)`` the title; precomputed, so it works in the static book."""
+    steps = []
+    for value in values:
+        xs, ys = curves(value)
+        steps.append(dict(method="update", label=str(value),
+                          args=[{"x": xs, "y": ys}, {"title.text": heading(value)}, traces]))
+    return steps
+
+
 def _log2_batch_axis(batch_sizes) -> dict:
     return dict(title_text="batch size B (log2 scale)", type="log", dtick=math.log10(2),
                 tickformat="d", range=[math.log10(min(batch_sizes)) - 0.1,
@@ -728,12 +739,7 @@ def stale_gradients(frame: pd.DataFrame, title: str = "n small steps against one
         return (f"{title}: n = {n} steps of m = {batch_size} against one step of "
                 f"n m = {n * batch_size}")
 
-    slider_steps = []
-    for n in steps:
-        xs, ys = curves(n)
-        slider_steps.append(dict(method="update", label=str(n),
-                                 args=[{"x": xs, "y": ys}, {"title.text": heading(n)},
-                                       restyled]))
+    slider_steps = _restyle_steps(steps, curves, heading, restyled)
     fig.update_xaxes(**_lr_axis(lrs))
     fig.update_yaxes(title_text="|θ_A − θ_B| (parameter units, log scale)", type="log",
                      exponentformat="power", row=1, col=1)
@@ -821,12 +827,7 @@ def stale_gradient_losses(frame: pd.DataFrame, title: str = "Loss reached by n s
     def heading(n: int) -> str:
         return f"{title}: n = {n}, m = {batch_size}, n m = {n * batch_size}"
 
-    slider_steps = []
-    for n in steps:
-        xs, ys = curves(n)
-        slider_steps.append(dict(method="update", label=str(n),
-                                 args=[{"x": xs, "y": ys}, {"title.text": heading(n)},
-                                       restyled]))
+    slider_steps = _restyle_steps(steps, curves, heading, restyled)
     fig.update_xaxes(**_lr_axis(lrs))
     fig.update_xaxes(title_text="η̃ (log scale)")
     fig.update_yaxes(title_text="mean cross-entropy on the eval set (nats)", row=1, col=1)

@@ -16,6 +16,7 @@ reads them). Measure on an otherwise idle machine.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import time
@@ -55,9 +56,10 @@ def main() -> None:
         key = (study.base.model, study.base.batch_norm, shape, classes,
                tuple(sorted({c.batch_size for c in study.trials()})))
         if key not in rates_cache:
-            costed = study.__class__(study.name, study.scale, study.base.replace(
-                bn_batch_size=None), tuple(tuple((n, v) for n, v in block if n != "bn_batch_size")
-                                           for block in study.blocks))
+            costed = dataclasses.replace(
+                study, base=study.base.replace(bn_batch_size=None),
+                blocks=tuple(tuple(axis for axis in block if axis[0] != "bn_batch_size")
+                             for block in study.blocks))
             print(f"{name}: timing {study.base.model} (BN {study.base.batch_norm}) ...",
                   flush=True)
             rates_cache[key] = calibrate_rates(costed, device=str(device),

@@ -73,7 +73,7 @@ DATASET_LABELS: Mapping[str, str] = types.MappingProxyType(
         "cifar100": "CIFAR-100",
         "cifar10-jpeg": "CIFAR-10 (JPEG q75)",
         "synthetic": "Synthetic (smoke tests only)",
-        "synthetic-rgb": "Synthetic (smoke tests only)",
+        "synthetic-rgb": "Synthetic RGB (smoke tests only)",
         "imagenet": "ImageNet",
     }
 )

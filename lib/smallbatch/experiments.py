@@ -30,13 +30,13 @@ from .results import load_records, trials_frame
 from .sweep import Study, load_study, validate_study
 from .train import config_hash
 
-__all__ = ["StudyData", "study_data", "load_or_run", "missing_note", "study_label",
+__all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run", "missing_note", "study_label",
            "study_protocol", "process_hours", "cell_summary",
            "noise_margin", "best_per_batch", "good_range", "edges_reached", "Verdict",
            "MARGIN_FLOOR",
            "verdict_small_batches_best", "verdict_range_shrinks", "verdict_bn_widens_gap",
            "curves_by_batch", "ghost_table", "verdict_small_bn_batch",
-           "verdict_bn_batch_independent", "verdict_warmup"]
+           "verdict_bn_batch_independent", "verdict_warmup", "CAVEATS", "discussion", "verdict_curves_small_ahead"]
 
 MARGIN_FLOOR = 0.01  # one percentage point
 
@@ -58,6 +58,7 @@ class StudyData:
     problems: list[str]
     num_classes: int
     results: list = dataclasses.field(default_factory=list)  # the stored TrainResults
+    selection: str = ""  # for one side of a study (see :func:`variants`), e.g. "augment = True"
 
     @property
     def complete(self) -> bool:
@@ -66,8 +67,10 @@ class StudyData:
     def provenance_note(self) -> str:
         """One line for a figure caption: study, scale, trials and commits."""
         commits = ", ".join(c[:10] for c in self.commits) or "none"
-        return (f"study {self.study.name} ({self.study.scale}): {self.total - self.missing} of "
-                f"{self.total} trials stored; code commit(s) {commits}")
+        where = f", {self.selection}" if self.selection else ""
+        return (f"study {self.study.name} ({self.study.scale}{where}): "
+                f"{self.total - self.missing} of {self.total} trials stored; "
+                f"code commit(s) {commits}")
 
 
 def study_data(study: str | Study, scale: str = "scaled", *, results_dir=None,
@@ -89,6 +92,67 @@ def study_data(study: str | Study, scale: str = "scaled", *, results_dir=None,
     return StudyData(study, frame, total=len(trials), missing=len(trials) - len(kept),
                      commits=commits, problems=records.problems, num_classes=num_classes,
                      results=kept)
+
+
+CELL_AXES = ("batch_size", "base_lr", "seed")  # what a chapter's curves are drawn over
+
+
+def _axis_value_label(axis: str, value) -> str:
+    if axis == "augment":
+        return "augmented" if value else "no augmentation"
+    return f"{axis} = {value}"
+
+
+def variants(data: StudyData) -> dict[str, StudyData]:
+    """A study split along every axis its grid varies besides m, eta_tilde and the seed.
+
+    Each side is compared on its own, like a study of its own: ``cifar-augment`` gives one
+    set of runs with augmentation and one without. Keys are labels (:func:`study_label` plus
+    the side); a study without such an axis is returned whole under its label.
+    """
+    axes = sorted({name for block in data.study.blocks for name, _ in block} - set(CELL_AXES))
+    label = study_label(data.study)
+    if not axes:
+        return {label: data}
+
+    def key(obj) -> tuple:
+        return tuple(getattr(obj, axis) for axis in axes)
+
+    trials = validate_study(data.study)
+    out = {}
+    for value in sorted({key(c) for c in trials}):
+        wanted = [c for c in trials if key(c) == value]
+        kept = [r for r in data.results if key(r.config) == value]
+        frame = data.frame
+        if not frame.empty:
+            mask = np.ones(len(frame), dtype=bool)
+            for axis, v in zip(axes, value):
+                mask &= (frame[axis] == v).to_numpy()
+            frame = frame[mask].reset_index(drop=True)
+        commits = tuple(sorted({str(c) for c in frame["provenance_git_commit"].dropna()})) \
+            if "provenance_git_commit" in frame else ()
+        side = ", ".join(_axis_value_label(a, v) for a, v in zip(axes, value))
+        out[f"{label}, {side}"] = dataclasses.replace(
+            data, frame=frame, total=len(wanted), missing=len(wanted) - len(kept),
+            commits=commits, results=kept,
+            selection=", ".join(f"{a} = {v}" for a, v in zip(axes, value)))
+    return out
+
+
+def compared_runs(studies) -> dict[str, StudyData]:
+    """The sets of runs a chapter compares, each on its own: every study's :func:`variants`,
+    in order, keyed by label. Two sets with one label would hide one another, so that is an
+    error naming both studies."""
+    out: dict[str, StudyData] = {}
+    for data in studies:
+        for label, side in variants(data).items():
+            if label in out:
+                raise ValueError(f"studies {out[label].study.name!r} and {data.study.name!r} "
+                                 f"both give runs labelled {label!r}; give them different "
+                                 "data, model or batch norm, or compare them in separate "
+                                 "chapters")
+            out[label] = side
+    return out
 
 
 def cell_summary(frame: pd.DataFrame, by=("batch_size", "log2_base_lr")) -> pd.DataFrame:
@@ -279,6 +343,89 @@ def missing_note(data: StudyData) -> str:
 
 # ------------------------------------------------------------------------------ verdicts
 
+CLAIM_SMALL_BEST = "Best results at m = 2 ... 32"
+CLAIM_RANGE_SHRINKS = "The range of η̃ that trains well shrinks as m grows"
+CLAIM_BN_GAP = "Without batch norm the advantage of small batches is larger"
+CLAIM_SMALL_BN_BATCH = "A small batch-norm batch is best (m_BN 4-8 on CIFAR-10)"
+CLAIM_BN_BATCH_INDEPENDENT = "The best m_BN hardly depends on m"
+CLAIM_WARMUP_HELPS = "Warm-up helps large batches"
+CLAIM_WARMUP_GAP = "... but does not close the gap to small batches"
+CLAIM_CURVES = ("At a fixed η̃, small batches are not behind per epoch (large batches use "
+                "stale gradients; the paper's section 2 and Fig 4)")
+
+# For each claim: how the scaled protocol differs from the paper's in ways that bear on it.
+# The book prints these beside every claim the stored runs do not confirm (see discussion()).
+CAVEATS = {
+    CLAIM_SMALL_BEST: (
+        "the scaled runs are short runs on a subset of an easier data set than CIFAR-10 (see "
+        "the protocol table): where every m comes close to the same ceiling, differences the "
+        "paper saw can fall below the noise margin. The fixed epoch budget works the other "
+        "way: large batches take few steps, which widens their deficit, so a large-batch best "
+        "here would not be a step-budget artefact"),
+    CLAIM_RANGE_SHRINKS: (
+        "the count moves in whole octaves and each m's window holds only the points its grid "
+        "tried: a curve that is flat across its whole window counts every point as good, "
+        "however it falls off beyond (see the window-edges table). On an easy task a margin "
+        "of a point or more counts many octaves as good at every m"),
+    CLAIM_BN_GAP: (
+        "the gap is read from the best m to the largest m, where runs at this size have few "
+        "steps with or without batch norm; ResNet-8 and the reduced AlexNet are shallower "
+        "than the paper's ResNet-32, and batch norm matters more the deeper the network"),
+    CLAIM_SMALL_BN_BATCH: (
+        "one seed and the best of three η̃ per (m, m_BN) leave many differences within the "
+        "margin. The noise a small m_BN adds is a regulariser whose worth depends on how "
+        "much the network overfits: less over 10 epochs of Fashion-MNIST than over 82 of "
+        "CIFAR-10. Very small m_BN also makes the test-time running statistics noisier"),
+    CLAIM_BN_BATCH_INDEPENDENT: (
+        "one seed per point and a coarse grid of m_BN: the rule needs one m_BN within the "
+        "margin of the best at every m, and a best that moves by one octave with noise "
+        "can break or make that"),
+    CLAIM_WARMUP_HELPS: (
+        "at this size a 5% warm-up is only a handful of steps (see the protocol above), "
+        "where the paper's lasted hundreds; and the η̃ windows were placed without "
+        "warm-up, so a best that warm-up moves to a larger η̃ may lie beyond a window's edge"),
+    CLAIM_WARMUP_GAP: (
+        "the gap is read against the best small-batch run without warm-up. How large a gap "
+        "there is to close depends on the scale: on an easy data set the large batches may "
+        "end within a few points of the small ones, where a short warm-up can close it; "
+        "where their deficit is mostly their short step budget, warm-up, which changes only "
+        "the first steps, cannot"),
+    CLAIM_CURVES: (
+        "at one fixed η̃ the comparison mixes the batch size with how far that η̃ is from each "
+        "m's own best (the second figure draws each m at its best); and the per-epoch "
+        "accuracy of one run is noisier than the median of five epochs the margin is "
+        "measured on"),
+}
+
+
+def discussion(rows) -> str:
+    """Markdown: which claims the stored runs confirm, contradict or leave open, and for
+    each claim they do not confirm the differences from the paper's protocol that bear on
+    it (``CAVEATS``). ``rows``: (where, Verdict) pairs, where naming the runs."""
+    groups: dict[str, dict[str, list[str]]] = {"agrees": {}, "disagrees": {},
+                                               "inconclusive": {}}
+    for where, verdict in rows:
+        groups[verdict.verdict].setdefault(verdict.claim, []).append(where)
+    if not any(groups.values()):
+        return "No verdicts yet: no study of this chapter has stored runs at this scale."
+    heads = {"agrees": "These runs agree with the paper",
+             "disagrees": "These runs disagree with the paper",
+             "inconclusive": "These runs cannot decide (differences within the noise margin, "
+                             "or too few points)"}
+    parts = []
+    for kind, claims in groups.items():
+        if not claims:
+            continue
+        lines = []
+        for claim, wheres in claims.items():
+            line = f"- *{claim}*: {'; '.join(wheres)}."
+            if kind != "agrees" and claim in CAVEATS:
+                line += f" What may explain it: {CAVEATS[claim]}."
+            lines.append(line)
+        parts.append(f"**{heads[kind]}:**\n\n" + "\n".join(lines))
+    return "\n\n".join(parts)
+
+
 SMALL_BATCHES = 32   # the paper's "small": m <= 32
 LARGE_BATCHES = 128  # and "large": m >= 128
 
@@ -295,7 +442,7 @@ def verdict_small_batches_best(best: pd.DataFrame, margin: float) -> Verdict:
     small = best[best.index <= SMALL_BATCHES]["median"]
     large = best[best.index >= LARGE_BATCHES]["median"]
     if small.empty or large.empty:
-        return Verdict("Best results at m = 2 ... 32", "needs both m <= 32 and m >= 128",
+        return Verdict(CLAIM_SMALL_BEST, "needs both m <= 32 and m >= 128",
                        _SMALL_RULE, "inconclusive")
     large_top_m = int(large.idxmax())
     measurement = (f"best m = {top_m} ({top:.4f}); best m >= {LARGE_BATCHES}: "
@@ -306,7 +453,7 @@ def verdict_small_batches_best(best: pd.DataFrame, margin: float) -> Verdict:
         verdict = "disagrees"
     else:
         verdict = "inconclusive"
-    return Verdict("Best results at m = 2 ... 32", measurement, _SMALL_RULE, verdict)
+    return Verdict(CLAIM_SMALL_BEST, measurement, _SMALL_RULE, verdict)
 
 
 _SMALL_RULE = ("agrees if the best m is <= 32 and every m >= 128 is more than the margin "
@@ -335,7 +482,7 @@ def verdict_range_shrinks(ranges: pd.DataFrame) -> Verdict:
         verdict = "disagrees"
     else:
         verdict = "inconclusive"
-    return Verdict("The range of η̃ that trains well shrinks as m grows", measurement, rule,
+    return Verdict(CLAIM_RANGE_SHRINKS, measurement, rule,
                    verdict)
 
 
@@ -371,7 +518,7 @@ def verdict_bn_widens_gap(with_bn: pd.DataFrame, without_bn: pd.DataFrame,
         verdict = "disagrees"
     else:
         verdict = "inconclusive"
-    return Verdict("Without batch norm the advantage of small batches is larger", measurement,
+    return Verdict(CLAIM_BN_GAP, measurement,
                    rule, verdict)
 
 
@@ -398,6 +545,43 @@ def curves_by_batch(data: StudyData, log2_base_lr) -> pd.DataFrame:
         train_loss=("train_loss", "median"), test_accuracy=("test_accuracy", "median"),
         seeds=("seed", "nunique")).reset_index()
     return curves[columns]
+
+
+def verdict_curves_small_ahead(curves: pd.DataFrame, margin: float, num_epochs: int,
+                               chance: float = 0.1) -> Verdict:
+    """Claim: at a fixed eta_tilde small batches are not behind per epoch.
+
+    ``curves``: :func:`curves_by_batch` at one eta_tilde. Measurement: the test accuracy after
+    the last epoch (``num_epochs``) of the best m <= 32 and of the best m >= 128 (median over
+    seeds; a curve that ends early diverged and counts as chance), and the number of epochs
+    in which the best small m is ahead by more than the margin. Rule: agrees if the best
+    small m is ahead at the last epoch by more than the margin; disagrees if the best large
+    m is; else inconclusive.
+    """
+    rule = ("agrees if the best m <= 32 is ahead of the best m >= 128 after the last epoch by "
+            "more than the margin; disagrees if the reverse; else inconclusive")
+    table = curves.pivot_table(index="epoch", columns="batch_size", values="test_accuracy")
+    table = table.reindex(range(1, num_epochs + 1))
+    # a curve that stops before the last epoch diverged there: chance from then on
+    table = table.apply(lambda col: col.where(col.index <= col.last_valid_index(), chance)
+                        if col.last_valid_index() is not None else col)
+    small = table[[m for m in table.columns if m <= SMALL_BATCHES]]
+    large = table[[m for m in table.columns if m >= LARGE_BATCHES]]
+    if small.empty or large.empty or table.empty:
+        return Verdict(CLAIM_CURVES, "needs curves at both m <= 32 and m >= 128", rule,
+                       "inconclusive")
+    best_small, best_large = small.max(axis=1), large.max(axis=1)
+    lead = best_small - best_large
+    final = lead.iloc[-1]
+    ahead = int((lead > margin).sum())
+    measurement = (f"after epoch {num_epochs}: best m <= {SMALL_BATCHES} "
+                   f"(m = {int(small.iloc[-1].idxmax())}) {best_small.iloc[-1]:.4f}, best "
+                   f"m >= {LARGE_BATCHES} (m = {int(large.iloc[-1].idxmax())}) "
+                   f"{best_large.iloc[-1]:.4f}; small ahead by more than the margin in "
+                   f"{ahead} of {len(lead)} epochs; margin {margin:.4f}")
+    verdict = ("agrees" if final > margin else "disagrees" if final < -margin
+               else "inconclusive")
+    return Verdict(CLAIM_CURVES, measurement, rule, verdict)
 
 
 # ------------------------------------------------------------------------------ ghost BN
@@ -439,11 +623,11 @@ def verdict_small_bn_batch(table: pd.DataFrame, margin: float) -> Verdict:
             "margin at every m; disagrees if m_BN = m beats them all by more than the margin "
             "at every m; else inconclusive")
     if not gains:
-        return Verdict("A small batch-norm batch is best (m_BN 4-8 on CIFAR-10)",
+        return Verdict(CLAIM_SMALL_BN_BATCH,
                        "no m with both small m_BN and m_BN = m stored", rule, "inconclusive")
     verdict = ("agrees" if all(g > margin for g in gains) else
                "disagrees" if all(g < -margin for g in gains) else "inconclusive")
-    return Verdict("A small batch-norm batch is best (m_BN 4-8 on CIFAR-10)",
+    return Verdict(CLAIM_SMALL_BN_BATCH,
                    "; ".join(parts) + f"; margin {margin:.4f}", rule, verdict)
 
 
@@ -461,12 +645,12 @@ def verdict_bn_batch_independent(table: pd.DataFrame, margin: float) -> Verdict:
             "none is; inconclusive with fewer than two m")
     listing = "; ".join(f"m = {m}: {sorted(int(b) for b in s)}" for m, s in near.items())
     if len(near) < 2:
-        return Verdict("The best m_BN hardly depends on m", listing or "no data", rule,
+        return Verdict(CLAIM_BN_BATCH_INDEPENDENT, listing or "no data", rule,
                        "inconclusive")
     common = set.intersection(*near.values())
     measurement = (f"m_BN within the margin ({margin:.4f}) of each m's best: {listing}; "
                    f"common to all: {sorted(int(b) for b in common) or 'none'}")
-    return Verdict("The best m_BN hardly depends on m", measurement, rule,
+    return Verdict(CLAIM_BN_BATCH_INDEPENDENT, measurement, rule,
                    "agrees" if common else "disagrees")
 
 
@@ -493,20 +677,20 @@ def verdict_warmup(with_warmup: pd.DataFrame, without: pd.DataFrame, small_best:
     gap_rule = ("agrees if the best at m <= 32 (no warm-up) beats warm-up's best by more than "
                 "the margin at every m; disagrees if at no m; else inconclusive")
     if not sizes:
-        return [Verdict("Warm-up helps large batches", "no common m stored", helps_rule,
+        return [Verdict(CLAIM_WARMUP_HELPS, "no common m stored", helps_rule,
                         "inconclusive"),
-                Verdict("... but does not close the gap", "no common m stored", gap_rule,
+                Verdict(CLAIM_WARMUP_GAP, "no common m stored", gap_rule,
                         "inconclusive")]
     helps = ("agrees" if all(g > margin for g in gains.values()) else
              "disagrees" if any(g < -margin for g in gains.values()) else "inconclusive")
     closed = ("agrees" if all(g > margin for g in gaps.values()) else
               "disagrees" if all(g <= margin for g in gaps.values()) else "inconclusive")
     return [
-        Verdict("Warm-up helps large batches",
+        Verdict(CLAIM_WARMUP_HELPS,
                 "; ".join(f"m = {m}: {with_warmup.loc[m, 'median']:.4f} with, "
                           f"{without.loc[m, 'median']:.4f} without ({gains[m]:+.4f})"
                           for m in sizes) + f"; margin {margin:.4f}", helps_rule, helps),
-        Verdict("... but does not close the gap to small batches",
+        Verdict(CLAIM_WARMUP_GAP,
                 f"best at m <= 32 without warm-up {small_best:.4f}; "
                 + "; ".join(f"m = {m} with warm-up: gap {gaps[m]:+.4f}" for m in sizes),
                 gap_rule, closed)]

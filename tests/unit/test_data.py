@@ -98,6 +98,8 @@ def test_data_root_and_cache_dir_precedence(monkeypatch, tmp_path):
 def test_labels_mark_jpeg_and_synthetic_results():
     assert data.DATASET_LABELS["cifar10-jpeg"] == "CIFAR-10 (JPEG q75)"
     assert data.DATASET_LABELS["synthetic"] == "Synthetic (smoke tests only)"
+    assert data.DATASET_LABELS["synthetic-rgb"] == "Synthetic RGB (smoke tests only)"
+    assert len(set(data.DATASET_LABELS.values())) == len(data.DATASET_LABELS)  # one each
     assert set(data.DATASET_LABELS) == set(DATASETS)
 
 
@@ -108,7 +110,7 @@ def test_labels_mark_jpeg_and_synthetic_results():
 def test_synthetic_shapes_labels_normalisation_and_determinism(name, shape):
     first = load_data(name)
     second = load_data(name)
-    assert first.name == name and first.label == "Synthetic (smoke tests only)"
+    assert first.name == name and first.label == data.DATASET_LABELS[name]
     assert first.input_shape == shape and first.num_classes == 10
     assert (first.num_train, first.num_test) == (10_000, 2_000)
     assert first.train_x.shape == (10_000, *shape) and first.train_x.dtype == torch.float32

@@ -1,5 +1,6 @@
 """The experiments chapters' analysis (smallbatch.experiments) on records with known answers."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -234,3 +235,91 @@ def test_ghost_and_warmup_figures_draw_each_series():
                           "median": [0.8, 0.82, 0.7], "low": 0.0, "high": 1.0})
     fig = figures.warmup_comparison(cells, cells, "warm-up")
     assert len(fig.data) == 4  # two series in each of two panels
+
+
+def test_variants_split_a_study_along_its_extra_axis(tmp_path):
+    spec = {"name": "aug", "base": {"data": "synthetic", "train_subset": 256, "num_epochs": 1},
+            "grid": [{"augment": [False, True], "batch_size": [4, 64],
+                      "base_lr": {"pow2": [-5, -4]}, "seed": [0]}]}
+    study = Study.from_mapping(spec, "scaled")
+    for config in study.trials():
+        if config.augment and config.batch_size == 64 and config.base_lr == 2.0 ** -4:
+            continue  # one trial of the augmented side not run yet
+        value = 0.7 + 0.1 * config.augment
+        save_result(TrainResult(config=config, status="complete", epochs=[],
+                                test_accuracy=value,
+                                provenance={"git_commit": "c0ffee" if config.augment
+                                            else "abc123"}), tmp_path)
+    data = experiments.study_data(study, results_dir=tmp_path)
+    sides = experiments.variants(data)
+    assert sorted(sides) == [f"{experiments.study_label(study)}, augmented",
+                             f"{experiments.study_label(study)}, no augmentation"]
+    plain = sides[f"{experiments.study_label(study)}, no augmentation"]
+    augmented = sides[f"{experiments.study_label(study)}, augmented"]
+    assert (plain.total, plain.missing, augmented.total, augmented.missing) == (4, 0, 4, 1)
+    assert plain.complete and not augmented.complete
+    assert set(plain.frame["augment"]) == {False} and len(augmented.frame) == 3
+    assert np.allclose(augmented.frame["score"], 0.8) and len(augmented.results) == 3
+    assert plain.commits == ("abc123",) and augmented.commits == ("c0ffee",)
+    assert "augment = True): 3 of 4 trials" in augmented.provenance_note()
+
+
+def test_variants_leave_a_study_without_extra_axis_whole(stored):
+    sides = experiments.variants(stored)
+    assert list(sides) == [experiments.study_label(stored.study)]
+    assert sides[experiments.study_label(stored.study)] is stored
+
+
+def test_discussion_groups_verdicts_and_explains_what_is_not_confirmed():
+    agree = experiments.Verdict(experiments.CLAIM_SMALL_BEST, "x", "r", "agrees")
+    open_ = experiments.Verdict(experiments.CLAIM_RANGE_SHRINKS, "y", "r", "inconclusive")
+    against = experiments.Verdict(experiments.CLAIM_SMALL_BEST, "z", "r", "disagrees")
+    text = experiments.discussion([("study A", agree), ("study B", open_),
+                                   ("study C", against)])
+    assert text.index("agree with") < text.index("disagree with") < text.index("cannot decide")
+    assert f"*{experiments.CLAIM_SMALL_BEST}*: study A." in text  # agreement: no caveat
+    assert experiments.CAVEATS[experiments.CLAIM_SMALL_BEST] in text  # for study C
+    assert experiments.CAVEATS[experiments.CLAIM_RANGE_SHRINKS] in text
+    assert experiments.discussion([]).startswith("No verdicts")
+    # every claim a verdict function can make has its caveat
+    assert {experiments.CLAIM_SMALL_BEST, experiments.CLAIM_RANGE_SHRINKS,
+            experiments.CLAIM_BN_GAP, experiments.CLAIM_SMALL_BN_BATCH,
+            experiments.CLAIM_BN_BATCH_INDEPENDENT, experiments.CLAIM_WARMUP_HELPS,
+            experiments.CLAIM_WARMUP_GAP, experiments.CLAIM_CURVES} == set(experiments.CAVEATS)
+
+
+def test_compared_runs_refuse_two_sets_with_one_label(stored):
+    other = dataclasses.replace(stored, study=dataclasses.replace(stored.study, name="twin"))
+    with pytest.raises(ValueError, match="'fake' and 'twin'"):
+        experiments.compared_runs([stored, other])
+    assert list(experiments.compared_runs([stored])) == [experiments.study_label(stored.study)]
+
+
+def _curves(rows):
+    import pandas as pd
+    return pd.DataFrame([{"batch_size": m, "log2_base_lr": -8, "epoch": e, "steps": 0,
+                          "examples_seen": 0, "train_loss": 1.0, "test_accuracy": a,
+                          "seeds": 1} for m, e, a in rows])
+
+
+def test_curves_verdict_reads_the_last_epoch_and_counts_diverged_as_chance():
+    # m = 4 climbs to 0.85; m = 256 reaches 0.80: small ahead by 0.05 at the end
+    rows = [(4, e, 0.6 + 0.05 * e) for e in range(1, 6)] + \
+           [(256, e, 0.55 + 0.05 * e) for e in range(1, 6)]
+    verdict = experiments.verdict_curves_small_ahead(_curves(rows), 0.01, num_epochs=5)
+    assert verdict.verdict == "agrees" and "in 5 of 5 epochs" in verdict.measurement
+    assert verdict.claim == experiments.CLAIM_CURVES
+    # the large batch ahead instead
+    swapped = [(256 if m == 4 else 4, e, a) for m, e, a in rows]
+    assert experiments.verdict_curves_small_ahead(
+        _curves(swapped), 0.01, num_epochs=5).verdict == "disagrees"
+    # within the margin: inconclusive
+    assert experiments.verdict_curves_small_ahead(
+        _curves(rows), 0.06, num_epochs=5).verdict == "inconclusive"
+    # the small batch diverged after epoch 2: chance at the end, so the large one is ahead
+    early = [(4, e, 0.9) for e in (1, 2)] + [(256, e, 0.5) for e in range(1, 6)]
+    verdict = experiments.verdict_curves_small_ahead(_curves(early), 0.01, num_epochs=5)
+    assert verdict.verdict == "disagrees" and "0.1000" in verdict.measurement
+    only_small = [(4, e, 0.9) for e in range(1, 6)]
+    assert experiments.verdict_curves_small_ahead(
+        _curves(only_small), 0.01, num_epochs=5).verdict == "inconclusive"

@@ -31,14 +31,21 @@ from .sweep import Study, load_study, validate_study
 from .train import config_hash
 
 __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run", "missing_note", "study_label",
-           "study_protocol", "process_hours", "cell_summary",
+           "study_protocol", "process_hours", "cost_summary", "cell_summary",
            "noise_margin", "best_per_batch", "good_range", "edges_reached", "Verdict",
-           "MARGIN_FLOOR",
+           "MARGIN_FLOOR", "PUBLISHED_STUDIES", "SCALED_TARGET_CPU_HOURS",
            "verdict_small_batches_best", "verdict_range_shrinks", "verdict_bn_widens_gap",
            "curves_by_batch", "ghost_table", "verdict_small_bn_batch",
            "verdict_bn_batch_independent", "verdict_warmup", "CAVEATS", "discussion", "verdict_curves_small_ahead"]
 
 MARGIN_FLOOR = 0.01  # one percentage point
+
+# The studies the experiments chapters publish at the scaled size (``make studies`` runs
+# the same list).
+PUBLISHED_STUDIES = ("resnet-bn", "resnet-nobn", "warmup", "ghost-bn", "alexnet-bn",
+                     "alexnet-nobn", "cifar-augment")
+# What the scaled studies were to cost in all, in CPU-hours of this project's 2-core machine.
+SCALED_TARGET_CPU_HOURS = 6.0
 
 
 @dataclass
@@ -321,6 +328,34 @@ def process_hours(frame: pd.DataFrame) -> float:
     sizes = frame["provenance_ensemble_size"].fillna(1) if "provenance_ensemble_size" in frame \
         else 1
     return float((frame["wall_time"] / sizes).sum() / 3600)
+
+
+def cost_summary(data: StudyData) -> dict:
+    """What a study costs at its scale, from its definition and its stored trials.
+
+    ``examples``: training examples of every trial run to the end (a diverged trial stops
+    early, so this is an upper bound); ``process_hours``: measured, of the stored trials
+    (:func:`process_hours`); ``examples_per_second``: the rate of one worker process over the
+    stored trials that ran to the end; ``hours_to_go``: the missing trials' examples at that
+    rate (an upper bound for the same reason; None when no rate is known yet).
+    """
+    from .sweep import training_examples
+
+    trials = validate_study(data.study)
+    stored = {config_hash(r.config) for r in data.results}
+    examples = [training_examples(c) or 0 for c in trials]
+    missing = sum(e for c, e in zip(trials, examples) if config_hash(c) not in stored)
+    done_examples = done_seconds = 0.0
+    for result in data.results:
+        if result.status == "complete" and result.wall_time:
+            done_examples += training_examples(result.config) or 0
+            done_seconds += result.wall_time / (result.provenance.get("ensemble_size") or 1)
+    rate = done_examples / done_seconds if done_seconds else None
+    return {"study": data.study.name, "trials": data.total,
+            "stored": data.total - data.missing, "examples": sum(examples),
+            "process_hours": process_hours(data.frame),
+            "examples_per_second": rate,
+            "hours_to_go": missing / rate / 3600 if rate else (0.0 if not missing else None)}
 
 
 def missing_note(data: StudyData) -> str:

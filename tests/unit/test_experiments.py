@@ -323,3 +323,32 @@ def test_curves_verdict_reads_the_last_epoch_and_counts_diverged_as_chance():
     only_small = [(4, e, 0.9) for e in range(1, 6)]
     assert experiments.verdict_curves_small_ahead(
         _curves(only_small), 0.01, num_epochs=5).verdict == "inconclusive"
+
+
+def test_cost_summary_rates_from_stored_trials_and_projects_the_rest(tmp_path):
+    spec = {"name": "cost", "base": {"data": "synthetic", "train_subset": 256, "num_epochs": 2},
+            "grid": [{"batch_size": [4, 64], "base_lr": {"pow2": [-5, -4]}, "seed": [0]}]}
+    study = Study.from_mapping(spec, "scaled")
+    trials = study.trials()  # 4 trials of 2 x 256 = 512 examples each
+    # two trained in one ensemble of 2 (10 s wall each: 5 process-seconds apiece), one alone
+    for config, wall, size in ((trials[0], 10.0, 2), (trials[1], 10.0, 2), (trials[2], 2.0, 1)):
+        save_result(TrainResult(config=config, status="complete", epochs=[],
+                                test_accuracy=0.5, wall_time=wall,
+                                provenance={"ensemble_size": size}), tmp_path)
+    cost = experiments.cost_summary(experiments.study_data(study, results_dir=tmp_path))
+    assert (cost["trials"], cost["stored"], cost["examples"]) == (4, 3, 4 * 512)
+    assert cost["process_hours"] == pytest.approx(12.0 / 3600)
+    assert cost["examples_per_second"] == pytest.approx(3 * 512 / 12.0)
+    assert cost["hours_to_go"] == pytest.approx(512 / (3 * 512 / 12.0) / 3600)
+    empty = experiments.cost_summary(experiments.study_data(study, results_dir=tmp_path / "no"))
+    assert empty["examples_per_second"] is None and empty["hours_to_go"] is None
+
+
+def test_published_studies_are_what_make_studies_runs():
+    from smallbatch import presets
+    from smallbatch.sweep import study_names
+
+    makefile = (presets.repo_root() / "Makefile").read_text()
+    line = next(l for l in makefile.splitlines() if l.startswith("STUDIES ?="))
+    assert tuple(line.split("?=")[1].split()) == experiments.PUBLISHED_STUDIES
+    assert set(experiments.PUBLISHED_STUDIES) <= set(study_names())

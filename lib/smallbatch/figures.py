@@ -840,23 +840,27 @@ def stale_gradient_losses(frame: pd.DataFrame, title: str = "Loss reached by n s
 
 
 _CURVE_PANELS = (  # (column, x, panel title, y title)
-    ("train_loss", "epoch", "training loss against epochs", "mean cross-entropy (nats)"),
-    ("test_accuracy", "epoch", "test accuracy against epochs", "test accuracy"),
+    ("train_loss", "examples_seen", "training loss against examples seen",
+     "mean cross-entropy (nats)"),
+    ("test_accuracy", "examples_seen", "test accuracy against examples seen", "test accuracy"),
     ("train_loss", "steps", "training loss against SGD steps", "mean cross-entropy (nats)"),
     ("test_accuracy", "steps", "test accuracy against SGD steps", "test accuracy"),
 )
 
 
 def training_curves_by_batch(curves: pd.DataFrame, title: str, note: str = "") -> go.Figure:
-    """Per-epoch training loss and test accuracy, one curve per batch size m, against epochs
-    (examples seen / training-set size) and against SGD steps (log scale), median over seeds;
-    a slider highlights one m (book: "Training curves"; paper Fig 4).
+    """Per-epoch training loss and test accuracy, one curve per batch size m, against examples
+    seen (the epochs, when every m sees the same examples per epoch, are marked on the axis)
+    and against SGD steps (log scale), median over seeds; a slider highlights one m (book:
+    "Training curves"; paper Fig 4).
 
     Args:
         curves: one row per (batch_size, epoch) with columns batch_size, epoch, steps,
-            train_loss, test_accuracy, seeds (``experiments.curves_by_batch`` output).
+            examples_seen, train_loss, test_accuracy, seeds (``experiments.curves_by_batch``
+            output).
     """
-    needed = {"batch_size", "epoch", "steps", "train_loss", "test_accuracy", "seeds"}
+    needed = {"batch_size", "epoch", "steps", "examples_seen", "train_loss", "test_accuracy",
+              "seeds"}
     if needed - set(curves.columns):
         raise ValueError("pass smallbatch.experiments.curves_by_batch(...) output")
     batch_sizes = sorted(int(m) for m in curves["batch_size"].unique())
@@ -872,8 +876,9 @@ def training_curves_by_batch(curves: pd.DataFrame, title: str, note: str = "") -
                 x=part[x], y=part[column], mode="lines+markers", name=f"m = {m}",
                 legendgroup=str(m), showlegend=(row, col) == (1, 1),
                 line=dict(color=colours[m], width=2), marker=dict(size=4),
-                customdata=part["seeds"],
-                hovertemplate=(f"m = {m}, {x} %{{x}}: %{{y:.4f}} (median of %{{customdata}} "
+                customdata=part[["seeds", "epoch"]].to_numpy(),
+                hovertemplate=(f"m = {m}, {x.replace('_', ' ')} %{{x:,}} (epoch "
+                               "%{customdata[1]}): %{y:.4f} (median of %{customdata[0]} "
                                "seed(s))<extra></extra>")), row=row, col=col)
             owner.append(m)
 
@@ -889,7 +894,16 @@ def training_curves_by_batch(curves: pd.DataFrame, title: str, note: str = "") -
                           args=[{"opacity": [1.0 if o == m else 0.15 for o in owner],
                                  "line.width": [4 if o == m else 1 for o in owner]},
                                 {"title.text": heading(m)}]))
-    fig.update_xaxes(title_text="epoch", dtick=1, row=1)
+    per_epoch = (curves["examples_seen"] / curves["epoch"]).round().unique()
+    if len(per_epoch) == 1:  # the same examples per epoch for every m: mark the epochs
+        epochs = sorted(int(e) for e in curves["epoch"].unique())
+        fig.update_xaxes(title_text=f"examples seen (one epoch = {int(per_epoch[0]):,})",
+                         tickvals=[e * per_epoch[0] for e in epochs],
+                         ticktext=[f"{e * per_epoch[0]:,.0f}<br>epoch {e}" if e in
+                                   (epochs[0], epochs[-1]) else f"{e * per_epoch[0]:,.0f}"
+                                   for e in epochs], row=1)
+    else:
+        fig.update_xaxes(title_text="examples seen", row=1)
     fig.update_xaxes(title_text="SGD steps (log scale)", type="log", row=2)
     for (_, _, _, y_title), (row, col) in zip(_CURVE_PANELS, cells):
         fig.update_yaxes(title_text=y_title, row=row, col=col,

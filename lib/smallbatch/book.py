@@ -85,7 +85,7 @@ def _toc_documents(root: Path) -> list[Path]:
     return docs
 
 
-def kernel_manager_class(log_file: Path | None = None):
+def kernel_manager_class(log_file: Path | None = None, *, stored_only: bool = False):
     """A kernel manager class whose ``python3`` kernel is this interpreter (sys.executable).
 
     The notebooks' kernelspec says ``python3``, which Jupyter resolves through a search
@@ -98,7 +98,11 @@ def kernel_manager_class(log_file: Path | None = None):
     Args:
         log_file: where the kernel process's own stdout/stderr go (its log lines, and
             output written straight to the file descriptors); None: this terminal.
+        stored_only: set SMALLBATCH_STORED_ONLY=1 in the kernel too, so that a result
+            missing from results/ is an error rather than a run made during the build.
     """
+    from .results import STORED_ONLY_ENV
+
     import zmq
     from ipykernel.kernelspec import get_kernel_dict
     from jupyter_client import AsyncKernelManager
@@ -107,7 +111,7 @@ def kernel_manager_class(log_file: Path | None = None):
 
     spec = get_kernel_dict()
     spec["argv"][0] = sys.executable
-    spec["env"] = {BUILD_ENV_VAR: "1"}
+    spec["env"] = {BUILD_ENV_VAR: "1", STORED_ONLY_ENV: "1" if stored_only else "0"}
     spec["display_name"] = "Python 3 (smallbatch book)"
     spec = {k: v for k, v in spec.items() if KernelSpec.class_traits().get(k) is not None}
 
@@ -138,12 +142,12 @@ def kernel_manager_class(log_file: Path | None = None):
     return BookKernelManager
 
 
-def kernel_manager(log_file: Path | None = None):
+def kernel_manager(log_file: Path | None = None, *, stored_only: bool = False):
     """An (unstarted) kernel manager for the book's ``python3`` kernel."""
-    return kernel_manager_class(log_file)(kernel_name="python3")
+    return kernel_manager_class(log_file, stored_only=stored_only)(kernel_name="python3")
 
 
-def _execute_one(src: Path, dst: Path, scale: str, cwd: Path) -> float:
+def _execute_one(src: Path, dst: Path, scale: str, cwd: Path, stored_only: bool) -> float:
     """Run one notebook with papermill into dst; return seconds taken."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -159,7 +163,7 @@ def _execute_one(src: Path, dst: Path, scale: str, cwd: Path) -> float:
             parameters={"scale": scale},
             kernel_name="python3",
             language="python",
-            kernel_manager_class=kernel_manager_class(log_file),
+            kernel_manager_class=kernel_manager_class(log_file, stored_only=stored_only),
             cwd=str(cwd),
             progress_bar=False,
             log_output=False,
@@ -321,6 +325,7 @@ def build_book(
     build_dir: Path | None = None,
     notebooks: list[str] | None = None,
     verbose: bool = False,
+    compute_missing: bool = False,
 ) -> Path:
     """Execute the book's notebooks at ``scale`` and build the HTML; return the html dir.
 
@@ -334,6 +339,9 @@ def build_book(
             matching notebooks are executed. The others reuse their executed copy from an
             earlier build at the same scale, or appear without outputs (with a warning).
         verbose: show jupyter-book's full output.
+        compute_missing: at scales other than smoke the notebooks read stored results
+            only, and a missing one fails the build (naming it); True lets them compute
+            and store what is missing instead (minutes to hours). Smoke always computes.
     """
     from .presets import SCALES  # the one list of scale names (imports torch: not at import)
 
@@ -373,7 +381,8 @@ def build_book(
         dst = executed_root / rel
         if rel in selected:
             _say(f"executing {rel.as_posix()} ...")
-            seconds = _execute_one(root / rel, dst, scale, cwd=root)
+            seconds = _execute_one(root / rel, dst, scale, cwd=root,
+                                   stored_only=scale != "smoke" and not compute_missing)
             _say(f"executed {rel.as_posix()} in {seconds:.1f} s -> {dst}")
             executed[rel] = dst
         elif dst.is_file() and _executed_scale(dst) == scale:
@@ -426,10 +435,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="execute only the notebooks matching these glob patterns")
     parser.add_argument("--verbose", action="store_true",
                         help="show jupyter-book's full output")
+    parser.add_argument("--compute-missing", action="store_true",
+                        help="let the notebooks compute and store results missing from "
+                             "results/ (default at scaled and full: a missing result fails "
+                             "the build)")
     args = parser.parse_args(argv)
     try:
         build_book(args.scale, args.out, build_dir=args.build_dir,
-                   notebooks=args.notebooks, verbose=args.verbose)
+                   notebooks=args.notebooks, verbose=args.verbose,
+                   compute_missing=args.compute_missing)
     except BookBuildError as exc:
         print(f"[book] FAILED: {exc}", file=sys.stderr, flush=True)
         return 1

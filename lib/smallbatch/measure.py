@@ -111,16 +111,18 @@ def measure_or_load(kind: str, config, compute: Callable[[], tuple[dict, Any]],
 
     ``compute`` returns ``(values, device)``: a dict of JSON-ready values and the
     torch.device it ran on (for the provenance). With ``results_dir=None`` (the smoke
-    scale) it always computes and stores nothing. Returns the record: kind, config_hash,
+    scale) it always computes and stores nothing; a missing record with
+    ``$SMALLBATCH_STORED_ONLY=1`` raises ``results.NotStoredError``. Returns the record: kind, config_hash,
     config, values, wall_time, provenance.
     """
-    from .results import write_json_atomic
+    from .results import require_compute, write_json_atomic
     from .train import provenance
 
     if results_dir is not None:
         record = load_measurement(results_dir, kind, config)
         if record is not None:
             return record
+        require_compute(f"the measurement {kind} {measurement_hash(kind, config)}", results_dir)
     started = time.perf_counter()
     values, device = compute()
     record = {"kind": kind, "config_hash": measurement_hash(kind, config),

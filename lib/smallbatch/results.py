@@ -25,7 +25,8 @@ from .train import TrainConfig, TrainResult, config_hash, train
 
 __all__ = ["RecordError", "StudyRecords", "record_path", "save_result", "load_result",
            "train_or_load", "load_records", "trials_frame", "epochs_frame",
-           "remove_stale_temporaries", "check_writable", "write_json_atomic"]
+           "remove_stale_temporaries", "check_writable", "write_json_atomic",
+           "STORED_ONLY_ENV", "NotStoredError", "require_compute"]
 
 _TEMPORARY_PREFIX = "."
 _TEMPORARY_SUFFIX = ".tmp"
@@ -33,6 +34,27 @@ _TEMPORARY_SUFFIX = ".tmp"
 
 class RecordError(ValueError):
     """A record that cannot be read as a result of the expected config."""
+
+
+# Set to "1" (the book build does, at every scale but smoke) and whatever would be computed
+# because its record is missing raises NotStoredError instead: the published book is built
+# from stored results only, never from a run made during the build.
+STORED_ONLY_ENV = "SMALLBATCH_STORED_ONLY"
+
+
+class NotStoredError(RuntimeError):
+    """A result is missing and this process may only read stored results."""
+
+
+def require_compute(what: str, results_dir: str | os.PathLike) -> None:
+    """Raise NotStoredError if ``what`` (missing from ``results_dir``) may not be computed
+    here (``$SMALLBATCH_STORED_ONLY=1``); return otherwise."""
+    if os.environ.get(STORED_ONLY_ENV, "") == "1":
+        raise NotStoredError(
+            f"{what} is not stored in {results_dir}, and this process reads stored results "
+            f"only ({STORED_ONLY_ENV}=1, which the book build sets at every scale but smoke). "
+            "To compute and store it: `python -m smallbatch.book --scale <scale> "
+            "--compute-missing`, or run the notebook in Jupyter.")
 
 
 def record_path(results_dir: str | os.PathLike, config: TrainConfig) -> Path:
@@ -84,10 +106,15 @@ def train_or_load(config: TrainConfig, results_dir: str | os.PathLike | None, **
                   ) -> TrainResult:
     """The stored result of ``config`` if there is one, else train it and store it.
 
-    With ``results_dir=None`` it always trains and stores nothing (smoke runs).
+    With ``results_dir=None`` it always trains and stores nothing (smoke runs). A missing
+    record with ``$SMALLBATCH_STORED_ONLY=1`` raises :class:`NotStoredError`.
     """
     result = None if results_dir is None else load_result(config, results_dir)
     if result is None:
+        if results_dir is not None:
+            require_compute(f"the run {config_hash(config)} ({config.model} on {config.data}, "
+                            f"m = {config.batch_size}, base lr {config.base_lr:g})",
+                            results_dir)
         result = train(config, **train_kwargs)
         if results_dir is not None:
             save_result(result, results_dir)

@@ -234,6 +234,34 @@ def test_a_slider_figure_from_the_renderer_works_offline_in_a_browser(tmp_path):
     assert report.page_errors == [] and report.dead_controls == 0
 
 
+def _results_listing() -> dict[str, int]:
+    return {str(p.relative_to(REPO)): p.stat().st_mtime_ns
+            for p in sorted((REPO / "results").rglob("*")) if p.is_file()}
+
+
+RESULTS_BEFORE = _results_listing()  # at collection, before any book is built
+
+
+def test_the_published_book_is_built_from_stored_results_only(built_scaled_book):
+    from smallbatch import experiments
+
+    # the build ran stored-only (a missing result would have failed it) and wrote nothing
+    assert _results_listing() == RESULTS_BEFORE
+    pages = {p.stem: p.read_text() for p in (built_scaled_book.html / "notebooks").glob("*.html")}
+    for stem in ("00_quickstart", "02_variance_measured", "03_stale_gradients",
+                 "20_batch_size_lr", "21_ghost_batch_norm", "22_warmup", "23_training_curves",
+                 "24_full_protocol"):
+        assert stem in pages and "Traceback" not in pages[stem], stem
+    # every published study with stored trials shows them with their provenance
+    shown = "".join(pages[s] for s in ("20_batch_size_lr", "21_ghost_batch_norm",
+                                       "22_warmup", "23_training_curves"))
+    for name in experiments.PUBLISHED_STUDIES:
+        data = experiments.study_data(name, "scaled")
+        if data.total > data.missing:
+            assert f"study {name} (scaled" in shown, name
+            assert all(commit[:10] in shown for commit in data.commits), name
+
+
 def test_every_page_works_offline_in_a_browser(built_book):
     _need_browser()
 

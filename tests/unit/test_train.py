@@ -1,5 +1,6 @@
 """The single-run trainer: the update rule, the schedule, divergence, determinism, bad input."""
 
+import dataclasses
 import json
 
 import pytest
@@ -145,6 +146,36 @@ def test_result_store_roundtrip(tmp_path, synthetic):
     path.write_text("{not json")
     with pytest.raises(RecordError, match=path.name):
         load_result(result.config, tmp_path)
+
+
+def test_stored_only_serves_stored_runs_and_refuses_to_train_missing_ones(tmp_path, synthetic,
+                                                                         monkeypatch):
+    from smallbatch.measure import measure_or_load
+    from smallbatch.results import STORED_ONLY_ENV, NotStoredError
+
+    result = train(SMOKE.replace(num_epochs=1), data=synthetic, progress=False)
+    save_result(result, tmp_path)
+    monkeypatch.setenv(STORED_ONLY_ENV, "1")
+    assert train_or_load(result.config, tmp_path, data=synthetic) == result
+    missing = result.config.replace(seed=7)
+    with pytest.raises(NotStoredError, match=f"{config_hash(missing)}.*--compute-missing"):
+        train_or_load(missing, tmp_path, data=synthetic)
+    assert load_result(missing, tmp_path) is None  # nothing trained, nothing stored
+
+    @dataclasses.dataclass(frozen=True)
+    class Probe:
+        a: int = 1
+
+    def compute():
+        raise AssertionError("computed although stored-only")
+    with pytest.raises(NotStoredError, match="measurement probe"):
+        measure_or_load("probe", Probe(), compute, tmp_path)
+    # smoke (no results folder) computes whatever the setting; "0" lifts it
+    cpu = torch.device("cpu")
+    assert measure_or_load("probe", Probe(), lambda: ({"v": 1}, cpu), None)["values"] == {"v": 1}
+    monkeypatch.setenv(STORED_ONLY_ENV, "0")
+    assert measure_or_load("probe", Probe(), lambda: ({"v": 2}, cpu),
+                           tmp_path)["values"] == {"v": 2}
 
 
 def test_result_history_frame(synthetic):

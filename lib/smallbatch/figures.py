@@ -848,6 +848,15 @@ _CURVE_PANELS = (  # (column, x, panel title, y title)
 )
 
 
+def _short_count(value: float) -> str:
+    """8192 -> "8.2k", 81920 -> "82k", 1.2e6 -> "1.2M": short tick labels."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            scaled = value / scale
+            return f"{scaled:.1f}{suffix}" if scaled < 10 else f"{scaled:.0f}{suffix}"
+    return f"{value:.0f}"
+
+
 def training_curves_by_batch(curves: pd.DataFrame, title: str, note: str = "") -> go.Figure:
     """Per-epoch training loss and test accuracy, one curve per batch size m, against examples
     seen (the epochs, when every m sees the same examples per epoch, are marked on the axis)
@@ -866,7 +875,7 @@ def training_curves_by_batch(curves: pd.DataFrame, title: str, note: str = "") -
     batch_sizes = sorted(int(m) for m in curves["batch_size"].unique())
     colours = _batch_colours(batch_sizes)
     fig = make_subplots(rows=2, cols=2, subplot_titles=[p[2] for p in _CURVE_PANELS],
-                        horizontal_spacing=0.1, vertical_spacing=0.16)
+                        horizontal_spacing=0.1, vertical_spacing=0.2)
     cells = [(1, 1), (1, 2), (2, 1), (2, 2)]
     owner = []  # batch size of each trace, for the slider
     for (column, x, _, _), (row, col) in zip(_CURVE_PANELS, cells):
@@ -897,11 +906,12 @@ def training_curves_by_batch(curves: pd.DataFrame, title: str, note: str = "") -
     per_epoch = (curves["examples_seen"] / curves["epoch"]).round().unique()
     if len(per_epoch) == 1:  # the same examples per epoch for every m: mark the epochs
         epochs = sorted(int(e) for e in curves["epoch"].unique())
+        every = max(1, math.ceil(len(epochs) / 6))  # at most about six labelled ticks
+        shown = epochs[::-1][::every][::-1]
         fig.update_xaxes(title_text=f"examples seen (one epoch = {int(per_epoch[0]):,})",
-                         tickvals=[e * per_epoch[0] for e in epochs],
-                         ticktext=[f"{e * per_epoch[0]:,.0f}<br>epoch {e}" if e in
-                                   (epochs[0], epochs[-1]) else f"{e * per_epoch[0]:,.0f}"
-                                   for e in epochs], row=1)
+                         tickvals=[e * per_epoch[0] for e in shown],
+                         ticktext=[_short_count(e * per_epoch[0]) for e in shown],
+                         tickangle=0, row=1)
     else:
         fig.update_xaxes(title_text="examples seen", row=1)
     fig.update_xaxes(title_text="SGD steps (log scale)", type="log", row=2)

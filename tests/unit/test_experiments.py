@@ -181,6 +181,8 @@ def test_curves_by_batch_take_the_median_over_seeds(tmp_path):
     assert list(fig.data[0].x) == [256, 512] and list(fig.data[4].x) == [64, 128]  # m = 4: 64 steps an epoch
     assert fig.layout.xaxis.title.text == "examples seen (one epoch = 256)"
     assert list(fig.layout.xaxis.tickvals) == [256, 512]
+    assert list(fig.layout.xaxis.ticktext) == ["256", "512"]
+    assert figures._short_count(8192) == "8.2k" and figures._short_count(81920) == "82k"
 
 
 def ghost(values: dict[int, dict[int, float]]):

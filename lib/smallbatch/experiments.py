@@ -35,7 +35,7 @@ __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run"
            "noise_margin", "best_per_batch", "good_range", "edges_reached", "Verdict",
            "MARGIN_FLOOR", "PUBLISHED_STUDIES", "SCALED_TARGET_CPU_HOURS",
            "verdict_small_batches_best", "verdict_range_shrinks", "verdict_bn_widens_gap",
-           "curves_by_batch", "ghost_table", "verdict_small_bn_batch",
+           "curves_by_batch", "ghost_cells", "ghost_table", "verdict_small_bn_batch",
            "verdict_bn_batch_independent", "verdict_warmup", "CAVEATS", "discussion", "verdict_curves_small_ahead"]
 
 MARGIN_FLOOR = 0.01  # one percentage point
@@ -222,26 +222,31 @@ def good_range(summary: pd.DataFrame, margin: float, *, reference: str = "global
     return pd.DataFrame(rows).set_index("batch_size")
 
 
-def edges_reached(summary: pd.DataFrame, margin: float) -> pd.DataFrame:
-    """Per m: whether the tried eta_tilde window shows both sides of that m's best.
+def edges_reached(summary: pd.DataFrame, margin: float, by=("batch_size",)) -> pd.DataFrame:
+    """Per m (or per ``by`` group, e.g. (m, m_BN)): whether the tried eta_tilde window shows
+    both sides of that group's best.
 
     ``slow_side``: the smallest tried eta_tilde scores more than ``margin`` below the best;
-    ``failing_side``: the largest tried eta_tilde does (or diverged in every seed). Where a
-    side is missing the window should be widened (``best`` at the window's end means the
-    optimum itself may lie outside it).
+    ``failing_side``: the largest tried eta_tilde does (or diverged in every seed); ``inside``:
+    the best is not at either end of the window. Where a side is missing the window should
+    be widened (``best`` at the window's end means the optimum itself may lie outside it).
     """
+    by = list(by)
     rows = []
-    for m, cells in summary.sort_values("log2_base_lr").groupby("batch_size"):
+    for m, cells in summary.sort_values("log2_base_lr").groupby(by if len(by) > 1 else by[0]):
         top = cells["median"].max()
         first, last = cells.iloc[0], cells.iloc[-1]
         best = cells.sort_values(["median", "log2_base_lr"], ascending=[False, True]).iloc[0]
-        rows.append({"batch_size": m, "tried": f"2^{int(first['log2_base_lr'])} to "
-                                               f"2^{int(last['log2_base_lr'])}",
+        key = dict(zip(by, m if len(by) > 1 else (m,)))
+        rows.append({**key, "tried": f"2^{int(first['log2_base_lr'])} to "
+                                     f"2^{int(last['log2_base_lr'])}",
                      "best": int(best["log2_base_lr"]),
                      "slow_side": bool(first["median"] < top - margin),
                      "failing_side": bool(last["median"] < top - margin
-                                          or last["diverged"] == last["seeds"])})
-    return pd.DataFrame(rows).set_index("batch_size")
+                                          or last["diverged"] == last["seeds"]),
+                     "inside": first["log2_base_lr"] < best["log2_base_lr"]
+                     < last["log2_base_lr"]})
+    return pd.DataFrame(rows).set_index(by)
 
 
 @dataclass(frozen=True)
@@ -407,8 +412,9 @@ CAVEATS = {
         "steps with or without batch norm; ResNet-8 and the reduced AlexNet are shallower "
         "than the paper's ResNet-32, and batch norm matters more the deeper the network"),
     CLAIM_SMALL_BN_BATCH: (
-        "one seed and the best of three η̃ per (m, m_BN) leave many differences within the "
-        "margin. The noise a small m_BN adds is a regulariser whose worth depends on how "
+        "one seed and the best of a few η̃ per (m, m_BN) leave many differences within the "
+        "margin (and a best at the end of its window is only a lower bound: see the edges "
+        "table). The noise a small m_BN adds is a regulariser whose worth depends on how "
         "much the network overfits: less over 10 epochs of Fashion-MNIST than over 82 of "
         "CIFAR-10. Very small m_BN also makes the test-time running statistics noisier"),
     CLAIM_BN_BATCH_INDEPENDENT: (
@@ -624,11 +630,17 @@ def verdict_curves_small_ahead(curves: pd.DataFrame, margin: float, num_epochs: 
 SMALL_BN_BATCH = 16  # "small" m_BN: the paper's best was 4-8 on CIFAR, 16-64 on ImageNet
 
 
+def ghost_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`cell_summary` per (m, m_BN, eta_tilde); m_BN = None (ordinary batch norm)
+    counts as m_BN = m (column ``bn_batch``)."""
+    frame = frame.assign(bn_batch=frame["bn_batch_size"].fillna(frame["batch_size"]).astype(int))
+    return cell_summary(frame, by=("batch_size", "bn_batch", "log2_base_lr"))
+
+
 def ghost_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Per (m, m_BN): the best cell over eta_tilde (median over seeds), with its eta_tilde.
     m_BN = None (ordinary batch norm) counts as m_BN = m."""
-    frame = frame.assign(bn_batch=frame["bn_batch_size"].fillna(frame["batch_size"]).astype(int))
-    cells = cell_summary(frame, by=("batch_size", "bn_batch", "log2_base_lr"))
+    cells = ghost_cells(frame)
     ordered = cells.sort_values(["batch_size", "bn_batch", "median", "log2_base_lr"],
                                 ascending=[True, True, False, True])
     return ordered.groupby(["batch_size", "bn_batch"]).head(1).set_index(

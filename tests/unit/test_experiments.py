@@ -127,6 +127,15 @@ def test_edges_reached(stored):
     # m = 64: peak 2^-5, 2^-6 only 0.03 below (within the margin); 2^-2 diverged
     assert edges.loc[64, ["best", "slow_side", "failing_side"]].tolist() == [-5, False, True]
     assert edges.loc[64, "tried"] == "2^-6 to 2^-2"
+    assert edges["inside"].tolist() == [True, True]
+    # grouped by more than m (as for ghost batch norm): one row per group
+    by_seed = experiments.edges_reached(
+        experiments.cell_summary(stored.frame, by=("batch_size", "seed", "log2_base_lr")),
+        margin=0.035, by=("batch_size", "seed"))
+    assert len(by_seed) == 6 and by_seed.loc[(4, 1), "best"] == -4
+    # a window that stops at its best: not inside
+    cut = cells[~((cells["batch_size"] == 4) & (cells["log2_base_lr"] > -4))]
+    assert not experiments.edges_reached(cut, margin=0.035).loc[4, "inside"]
 
 
 @pytest.mark.parametrize("bn,none,verdict", [

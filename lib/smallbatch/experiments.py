@@ -471,12 +471,15 @@ SMALL_BATCHES = 32   # the paper's "small": m <= 32
 LARGE_BATCHES = 128  # and "large": m >= 128
 
 
-def verdict_small_batches_best(best: pd.DataFrame, margin: float) -> Verdict:
+def verdict_small_batches_best(best: pd.DataFrame, margin: float,
+                               edges: pd.DataFrame | None = None) -> Verdict:
     """Claim: the best test accuracy comes from small batches (m = 2 ... 32).
 
     Rule: agrees if the overall best cell is at m <= 32 and every m >= 128 is more than the
     margin below it; disagrees if the best is at m >= 128 and every m <= 32 is more than the
-    margin below; otherwise inconclusive.
+    margin below; otherwise inconclusive. With ``edges`` (:func:`edges_reached`), a side
+    whose bests are read as too low must have them inside their windows (at a window's end
+    the optimum may lie beyond it): else the verdict is inconclusive and says which m.
     """
     top_m = int(best["median"].idxmax())
     top = float(best["median"].max())
@@ -488,18 +491,28 @@ def verdict_small_batches_best(best: pd.DataFrame, margin: float) -> Verdict:
     large_top_m = int(large.idxmax())
     measurement = (f"best m = {top_m} ({top:.4f}); best m >= {LARGE_BATCHES}: "
                    f"m = {large_top_m} ({large.max():.4f}); margin {margin:.4f}")
+
+    def at_window_end(sizes) -> list[int]:
+        if edges is None:
+            return []
+        return [int(m) for m in sizes if m in edges.index and not edges.loc[m, "inside"]]
+
+    verdict = "inconclusive"
     if top_m <= SMALL_BATCHES and (top - large.max()) > margin:
-        verdict = "agrees"
+        verdict, unsure = "agrees", at_window_end(large.index)
     elif top_m >= LARGE_BATCHES and (top - small.max()) > margin:
-        verdict = "disagrees"
-    else:
+        verdict, unsure = "disagrees", at_window_end(small.index)
+    if verdict != "inconclusive" and unsure:
+        measurement += (f"; but the best of m = {', '.join(map(str, unsure))} is at an end of "
+                        "its η̃ window, so it may be higher beyond it")
         verdict = "inconclusive"
     return Verdict(CLAIM_SMALL_BEST, measurement, _SMALL_RULE, verdict)
 
 
 _SMALL_RULE = ("agrees if the best m is <= 32 and every m >= 128 is more than the margin "
                "below it; disagrees if the best m is >= 128 and every m <= 32 is more than "
-               "the margin below it; else inconclusive")
+               "the margin below it; else inconclusive (also when a best read as lower sits "
+               "at an end of its η̃ window)")
 
 
 def verdict_range_shrinks(ranges: pd.DataFrame) -> Verdict:

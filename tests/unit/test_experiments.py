@@ -103,6 +103,19 @@ def test_small_batches_best_verdict(values, verdict):
     assert f"best m = {max(values, key=values.get)}" in result.measurement
 
 
+def test_small_batches_best_is_inconclusive_when_a_lower_best_is_at_a_window_end():
+    import pandas as pd
+
+    values = {2: 0.90, 32: 0.89, 128: 0.85, 1024: 0.80}
+    edges = pd.DataFrame({"inside": {2: True, 32: True, 128: True, 1024: False}})
+    result = experiments.verdict_small_batches_best(best_table(values), 0.01, edges)
+    assert result.verdict == "inconclusive" and "m = 1024 is at an end" in result.measurement
+    edges.loc[1024, "inside"] = True
+    edges.loc[2, "inside"] = False  # the winning side at an end does not weaken "agrees"
+    assert experiments.verdict_small_batches_best(best_table(values), 0.01,
+                                                  edges).verdict == "agrees"
+
+
 @pytest.mark.parametrize("counts,verdict", [
     ([6, 5, 4, 2], "agrees"), ([2, 3, 4, 6], "disagrees"), ([4, 4, 4, 4], "inconclusive"),
     ([4, 6, 3, 5], "inconclusive")])

@@ -661,15 +661,18 @@ def ghost_table(frame: pd.DataFrame) -> pd.DataFrame:
                                       "diverged"]]
 
 
-def verdict_small_bn_batch(table: pd.DataFrame, margin: float) -> Verdict:
+def verdict_small_bn_batch(table: pd.DataFrame, margin: float,
+                           edges: pd.DataFrame | None = None) -> Verdict:
     """Claim: a small batch-norm batch is best (m_BN about 4-8 on CIFAR-10).
 
     Measurement: at each m, the best m_BN and the gain of the best m_BN <= 16 over ordinary
     batch norm (m_BN = m). Rule: agrees if that gain exceeds the margin at every m;
     disagrees if ordinary batch norm beats every m_BN <= 16 by more than the margin at
-    every m; else inconclusive.
+    every m; else inconclusive. With ``edges`` (:func:`edges_reached` by (m, m_BN)), the
+    losing side's points must have their best inside their eta_tilde windows, else the
+    verdict is inconclusive and names them.
     """
-    gains, parts = [], []
+    gains, parts, losers = [], [], {"agrees": [], "disagrees": []}
     for m, rows in table.groupby(level="batch_size"):
         rows = rows.droplevel("batch_size")
         small = rows[rows.index <= SMALL_BN_BATCH]["median"]
@@ -677,18 +680,29 @@ def verdict_small_bn_batch(table: pd.DataFrame, margin: float) -> Verdict:
             continue
         gain = float(small.max() - rows.loc[m, "median"])
         gains.append(gain)
+        losers["agrees"].append((m, m))  # ordinary batch norm loses if the claim holds
+        losers["disagrees"] += [(m, int(b)) for b in small.index]
         parts.append(f"m = {m}: best m_BN = {int(rows['median'].idxmax())}, gain of the best "
                      f"m_BN <= {SMALL_BN_BATCH} over m_BN = m: {gain:+.4f}")
     rule = (f"agrees if the best m_BN <= {SMALL_BN_BATCH} beats m_BN = m by more than the "
             "margin at every m; disagrees if m_BN = m beats them all by more than the margin "
-            "at every m; else inconclusive")
+            "at every m; else inconclusive (also when a losing point's best sits at an end "
+            "of its η̃ window)")
     if not gains:
         return Verdict(CLAIM_SMALL_BN_BATCH,
                        "no m with both small m_BN and m_BN = m stored", rule, "inconclusive")
+    measurement = "; ".join(parts) + f"; margin {margin:.4f}"
     verdict = ("agrees" if all(g > margin for g in gains) else
                "disagrees" if all(g < -margin for g in gains) else "inconclusive")
-    return Verdict(CLAIM_SMALL_BN_BATCH,
-                   "; ".join(parts) + f"; margin {margin:.4f}", rule, verdict)
+    if verdict != "inconclusive" and edges is not None:
+        unsure = [key for key in losers[verdict]
+                  if key in edges.index and not edges.loc[key, "inside"]]
+        if unsure:
+            measurement += ("; but the best η̃ of (m, m_BN) = "
+                            + ", ".join(f"({m}, {b})" for m, b in unsure)
+                            + " is at an end of its window, so it may be higher beyond it")
+            verdict = "inconclusive"
+    return Verdict(CLAIM_SMALL_BN_BATCH, measurement, rule, verdict)
 
 
 def verdict_bn_batch_independent(table: pd.DataFrame, margin: float) -> Verdict:

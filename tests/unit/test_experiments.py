@@ -239,6 +239,21 @@ def test_ghost_verdicts(values, small, independent):
     assert experiments.verdict_bn_batch_independent(table, 0.01).verdict == independent
 
 
+def test_ghost_verdict_is_inconclusive_when_the_losing_point_is_at_a_window_end():
+    import pandas as pd
+
+    table = ghost({64: {4: 0.80, 64: 0.90}, 256: {4: 0.80, 256: 0.90}})  # "disagrees"
+    inside = pd.DataFrame({"inside": {(64, 4): True, (64, 64): False, (256, 4): True,
+                                      (256, 256): True}})
+    inside.index.names = ["batch_size", "bn_batch"]
+    # the winner (ordinary BN at m = 64) at an end does not matter ...
+    assert experiments.verdict_small_bn_batch(table, 0.01, inside).verdict == "disagrees"
+    # ... a loser (m_BN = 4 at m = 256) at an end does
+    inside.loc[(256, 4), "inside"] = False
+    result = experiments.verdict_small_bn_batch(table, 0.01, inside)
+    assert result.verdict == "inconclusive" and "(256, 4)" in result.measurement
+
+
 @pytest.mark.parametrize("with_w,without,small_best,helps,gap", [
     ({256: 0.85, 1024: 0.80}, {256: 0.82, 1024: 0.75}, 0.90, "agrees", "agrees"),
     ({256: 0.85, 1024: 0.70}, {256: 0.82, 1024: 0.75}, 0.90, "disagrees", "agrees"),

@@ -32,8 +32,9 @@ killed sweep loses no finished trial, and rerunning it creates no duplicate (rec
 keyed by config hash and written atomically). Trials that differ only in optimiser
 settings (the learning rate, its schedule and scaling, weight decay) and share everything
 else (the seed included) train together as one lock-step ensemble on the same batch
-sequence (:mod:`smallbatch.ensemble`). Ensembles run in-process, in local worker processes,
-or on a Dask cluster, through one code path: a ``concurrent.futures``-style executor.
+sequence (:mod:`smallbatch.ensemble`). Ensembles run seed by seed (the whole grid with the
+first seed, then the next), in-process, in local worker processes, or on a Dask cluster,
+through one code path: a ``concurrent.futures``-style executor.
 """
 
 from __future__ import annotations
@@ -231,6 +232,13 @@ def ensemble_groups(configs: Sequence[TrainConfig], max_size: int = 16,
         for start in range(0, len(members), size):
             groups.append(members[start:start + size])
     return groups
+
+
+def seed_major(groups: list[list[TrainConfig]]) -> list[list[TrainConfig]]:
+    """The order a sweep trains its ensembles in: seed by seed (stable otherwise), so that a
+    sweep cut short has covered every point of the grid with its first seeds, rather than
+    some batch sizes with all seeds and the others not at all. An ensemble has one seed."""
+    return sorted(groups, key=lambda group: group[0].seed)
 
 
 def validate_study(study: Study) -> list[TrainConfig]:
@@ -437,7 +445,7 @@ def run_study(study: Study, *, results_dir: str | os.PathLike | None = None,
     missing = [c for c in trials if config_hash(c) not in done]
     report = SweepReport(study.name, study.scale, directory, total=len(trials),
                          already_stored=len(trials) - len(missing))
-    groups = ensemble_groups(missing, max_ensemble, max_step_examples)
+    groups = seed_major(ensemble_groups(missing, max_ensemble, max_step_examples))
 
     def examples(config: TrainConfig) -> int:
         return training_examples(config) or 0

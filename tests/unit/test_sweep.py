@@ -12,7 +12,7 @@ import pytest
 from smallbatch.results import (RecordError, epochs_frame, load_records, save_result,
                                 trials_frame)
 from smallbatch.sweep import (Study, StudyError, dry_run, ensemble_groups, load_study,
-                              run_study, study_names)
+                              run_study, seed_major, study_names)
 from smallbatch.train import TrainResult, config_hash
 
 SMOKE = {
@@ -96,6 +96,15 @@ def test_ensemble_groups_share_everything_but_the_optimiser():
     # large batches: at most max_step_examples // m members per ensemble
     capped = ensemble_groups(study.trials(), max_size=16, max_step_examples=64)
     assert sorted(len(g) for g in capped) == [2, 2, 2, 2, 4, 4]
+
+
+def test_sweeps_train_seed_by_seed():
+    study = tiny(grid={"batch_size": [8, 32, 128], "base_lr": {"pow2": [-9, -8]},
+                       "seed": [0, 1]})
+    groups = ensemble_groups(study.trials(), max_size=16, max_step_examples=10**6)
+    assert [(g[0].batch_size, g[0].seed) for g in groups][:2] == [(8, 0), (8, 1)]
+    order = [(g[0].seed, g[0].batch_size) for g in seed_major(groups)]
+    assert order == [(0, 8), (0, 32), (0, 128), (1, 8), (1, 32), (1, 128)]
 
 
 # running, storing, resuming -------------------------------------------------------------------

@@ -28,7 +28,7 @@ import pandas as pd
 
 from .results import load_records, trials_frame
 from .sweep import Study, load_study, validate_study
-from .train import config_hash
+from .train import TrainConfig, config_hash
 
 __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run", "missing_note", "study_label",
            "study_protocol", "process_hours", "cost_summary", "cell_summary",
@@ -175,11 +175,15 @@ def cell_summary(frame: pd.DataFrame, by=("batch_size", "log2_base_lr")) -> pd.D
 
 
 def noise_margin(frame: pd.DataFrame, test_size: int | None = None) -> float:
-    """max(MARGIN_FLOOR, 2 x pooled seed standard deviation) over the cells where every
-    seed completed; with one seed per cell, MARGIN_FLOOR + 2 x the binomial standard error
+    """max(MARGIN_FLOOR, 2 x pooled seed standard deviation) over the cells (configs that
+    differ only in the seed) where every seed completed; with one seed per cell, MARGIN_FLOOR + 2 x the binomial standard error
     at 90% accuracy on ``test_size`` test examples (or just MARGIN_FLOOR if unknown)."""
     complete = frame[frame["status"] == "complete"]
-    groups = complete.groupby(["batch_size", "log2_base_lr"])["score"]
+    # a cell is a config up to its seed: repeats of one cell differ only in the seed (in a
+    # ghost-BN study, runs that differ in m_BN are different cells, not repeats)
+    cell = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "seed"
+            and f.name in complete]
+    groups = complete.groupby(cell, dropna=False)["score"]
     counts = groups.count()
     variances = groups.var(ddof=1)
     usable = counts > 1

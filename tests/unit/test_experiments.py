@@ -4,6 +4,7 @@ import dataclasses
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from smallbatch import experiments
@@ -60,6 +61,15 @@ def test_cells_best_and_margin(stored):
     assert best.loc[64, "median"] == pytest.approx(0.80)
     # seed spread is +-0.005 (sd 0.005): 2 x sd = 0.01, the floor
     assert experiments.noise_margin(stored.frame) == pytest.approx(0.01)
+
+
+def test_noise_margin_counts_only_seeds_as_repeats(stored):
+    # one seed per config, but four m_BN per (m, eta_tilde): those are cells, not repeats
+    frame = stored.frame[stored.frame["seed"] == 0]
+    ghost = pd.concat([frame.assign(bn_batch_size=b, score=frame["score"] + 0.05 * i)
+                       for i, b in enumerate([2, 4, 8, None])], ignore_index=True)
+    assert experiments.noise_margin(ghost, test_size=5000) == pytest.approx(
+        0.01 + 2 * math.sqrt(0.09 / 5000))
 
 
 def test_noise_margin_grows_with_seed_spread(stored):

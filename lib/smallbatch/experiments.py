@@ -80,6 +80,13 @@ class StudyData:
                 f"code commit(s) {commits}")
 
 
+def _commits(frame: pd.DataFrame) -> tuple[str, ...]:
+    """The code commits that produced a frame's records, sorted."""
+    if "provenance_git_commit" not in frame:
+        return ()
+    return tuple(sorted({str(c) for c in frame["provenance_git_commit"].dropna()}))
+
+
 def study_data(study: str | Study, scale: str = "scaled", *, results_dir=None,
                num_classes: int = 10) -> StudyData:
     """Load the records of ``study``'s trials (only those its grid names) at ``scale``."""
@@ -94,8 +101,7 @@ def study_data(study: str | Study, scale: str = "scaled", *, results_dir=None,
         frame["log2_base_lr"] = np.log2(frame["base_lr"]).round().astype(int)
         chance = 1.0 / num_classes
         frame["score"] = frame["test_accuracy"].where(frame["status"] == "complete", chance)
-    commits = tuple(sorted({str(c) for c in frame["provenance_git_commit"].dropna()})) \
-        if "provenance_git_commit" in frame else ()
+    commits = _commits(frame)
     return StudyData(study, frame, total=len(trials), missing=len(trials) - len(kept),
                      commits=commits, problems=records.problems, num_classes=num_classes,
                      results=kept)
@@ -136,12 +142,10 @@ def variants(data: StudyData) -> dict[str, StudyData]:
             for axis, v in zip(axes, value):
                 mask &= (frame[axis] == v).to_numpy()
             frame = frame[mask].reset_index(drop=True)
-        commits = tuple(sorted({str(c) for c in frame["provenance_git_commit"].dropna()})) \
-            if "provenance_git_commit" in frame else ()
         side = ", ".join(_axis_value_label(a, v) for a, v in zip(axes, value))
         out[f"{label}, {side}"] = dataclasses.replace(
             data, frame=frame, total=len(wanted), missing=len(wanted) - len(kept),
-            commits=commits, results=kept,
+            commits=_commits(frame), results=kept,
             selection=", ".join(f"{a} = {v}" for a, v in zip(axes, value)))
     return out
 

@@ -12,7 +12,7 @@ SCALE ?= scaled
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-STUDIES ?= resnet-bn resnet-nobn warmup ghost-bn alexnet-bn alexnet-nobn cifar-augment
+STUDIES ?= resnet-bn resnet-nobn warmup ghost-bn alexnet-bn alexnet-convbn alexnet-nobn cifar-augment
 WORKERS ?= 2
 
 .PHONY: book test studies venv clean

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .results import load_records, trials_frame
+from .results import busy_time, load_records, trials_frame
 from .sweep import Study, load_study, validate_study
 from .train import TrainConfig, config_hash
 
@@ -43,7 +43,7 @@ MARGIN_FLOOR = 0.01  # one percentage point
 # The studies the experiments chapters publish at the scaled size (``make studies`` runs
 # the same list).
 PUBLISHED_STUDIES = ("resnet-bn", "resnet-nobn", "warmup", "ghost-bn", "alexnet-bn",
-                     "alexnet-nobn", "cifar-augment")
+                     "alexnet-convbn", "alexnet-nobn", "cifar-augment")
 # What the scaled studies were to cost in all, in CPU-hours of this project's 2-core machine.
 SCALED_TARGET_CPU_HOURS = 6.0
 
@@ -334,13 +334,14 @@ def study_protocol(study: Study) -> pd.DataFrame:
 
 
 def process_hours(frame: pd.DataFrame) -> float:
-    """Worker-process hours behind the trials of ``frame``: each trial's wall time divided by
-    the size of the lock-step ensemble it trained in (its members share one wall time)."""
+    """Worker-process hours behind the trials of ``frame``: each trial's busy time (its wall
+    time with pauses left out, :func:`smallbatch.results.busy_time`) divided by the size of
+    the lock-step ensemble it trained in (its members share one wall time)."""
     if frame.empty:
         return 0.0
     sizes = frame["provenance_ensemble_size"].fillna(1) if "provenance_ensemble_size" in frame \
         else 1
-    return float((frame["wall_time"] / sizes).sum() / 3600)
+    return float((frame["busy_time"] / sizes).sum() / 3600)
 
 
 def cost_summary(data: StudyData) -> dict:
@@ -348,8 +349,8 @@ def cost_summary(data: StudyData) -> dict:
 
     ``examples``: training examples of every trial run to the end (a diverged trial stops
     early, so this is an upper bound); ``process_hours``: measured, of the stored trials
-    (:func:`process_hours`); ``examples_per_second``: the rate of one worker process over the
-    stored trials that ran to the end; ``hours_to_go``: the missing trials' examples at that
+    (:func:`process_hours`, pauses left out); ``examples_per_second``: the rate of one worker
+    process over the stored trials that ran to the end (the same busy time); ``hours_to_go``: the missing trials' examples at that
     rate (an upper bound for the same reason; None when no rate is known yet).
     """
     from .sweep import training_examples
@@ -362,7 +363,7 @@ def cost_summary(data: StudyData) -> dict:
     for result in data.results:
         if result.status == "complete" and result.wall_time:
             done_examples += training_examples(result.config) or 0
-            done_seconds += result.wall_time / (result.provenance.get("ensemble_size") or 1)
+            done_seconds += busy_time(result) / (result.provenance.get("ensemble_size") or 1)
     rate = done_examples / done_seconds if done_seconds else None
     return {"study": data.study.name, "trials": data.total,
             "stored": data.total - data.missing, "examples": sum(examples),

@@ -24,7 +24,7 @@ from pathlib import Path
 from .train import TrainConfig, TrainResult, config_hash, train
 
 __all__ = ["RecordError", "StudyRecords", "record_path", "save_result", "load_result",
-           "train_or_load", "load_records", "trials_frame", "epochs_frame",
+           "train_or_load", "load_records", "busy_time", "trials_frame", "epochs_frame",
            "remove_stale_temporaries", "check_writable", "write_json_atomic",
            "STORED_ONLY_ENV", "NotStoredError", "require_compute"]
 
@@ -162,6 +162,29 @@ def load_records(results_dir: str | os.PathLike, *, warn: bool = True) -> StudyR
     return records
 
 
+def busy_time(result) -> float:
+    """A run's wall time with pauses left out, in seconds.
+
+    A worker that was stopped or starved for part of a run (another job on the machine, a
+    suspended sweep) adds that time to its wall time; one slow epoch does not change the
+    median epoch. So: the median duration of the run's epochs times the epochs it trained
+    (its steps over the steps of one epoch), never more than its wall time. A run with no
+    finished epoch (diverged in its first) keeps its wall time. Members of a lock-step
+    ensemble share it, as they share the wall time.
+    """
+    epochs = result.epochs
+    if not epochs or not epochs[0].examples_seen:
+        return float(result.wall_time)
+    times = [0.0] + [e.wall_time for e in epochs]
+    durations = sorted(b - a for a, b in zip(times, times[1:]))
+    middle = len(durations) // 2
+    median = (durations[middle] if len(durations) % 2
+              else (durations[middle - 1] + durations[middle]) / 2)
+    per_epoch = epochs[0].examples_seen / epochs[0].epoch
+    trained = result.num_steps * result.config.batch_size / per_epoch
+    return float(min(result.wall_time, median * trained))
+
+
 def trials_frame(results):
     """One row per trial: the config fields, status, headline metric and provenance.
 
@@ -181,7 +204,8 @@ def trials_frame(results):
                    epochs_completed=len(result.epochs), diverged_epoch=result.diverged_epoch,
                    diverged_step=result.diverged_step, num_steps=result.num_steps,
                    num_parameters=result.num_parameters, data_label=result.data_label,
-                   wall_time=result.wall_time, examples_per_second=result.examples_per_second,
+                   wall_time=result.wall_time, busy_time=busy_time(result),
+                   examples_per_second=result.examples_per_second,
                    error=result.error)
         row.update({f"provenance_{k}": v for k, v in result.provenance.items()})
         rows.append(row)

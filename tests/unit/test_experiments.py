@@ -170,12 +170,49 @@ def test_bn_gap_verdict(bn, none, verdict):
     assert result.verdict == verdict
 
 
-def test_process_hours_share_an_ensembles_wall_time():
+def test_process_hours_share_an_ensembles_busy_time():
     import pandas as pd
 
-    frame = pd.DataFrame({"wall_time": [3600.0, 3600.0, 1800.0],
+    frame = pd.DataFrame({"wall_time": [7200.0, 7200.0, 1800.0],
+                          "busy_time": [3600.0, 3600.0, 1800.0],
                           "provenance_ensemble_size": [2, 2, None]})
     assert experiments.process_hours(frame) == pytest.approx(1.5)
+
+
+def _timed_result(epoch_times, *, batch_size=4, steps_per_epoch=64, status="complete",
+                  num_steps=None):
+    from smallbatch.train import EpochMetrics, TrainConfig
+
+    config = TrainConfig(data="synthetic", batch_size=batch_size, base_lr=0.01,
+                         num_epochs=len(epoch_times))
+    epochs, clock = [], 0.0
+    for e, seconds in enumerate(epoch_times, start=1):
+        clock += seconds
+        epochs.append(EpochMetrics(epoch=e, train_loss=1.0, train_accuracy=0.5, test_loss=1.0,
+                                   test_accuracy=0.5, lr=0.01,
+                                   examples_seen=e * steps_per_epoch * batch_size,
+                                   wall_time=clock))
+    steps = num_steps if num_steps is not None else len(epoch_times) * steps_per_epoch
+    return TrainResult(config=config, status=status, epochs=epochs, test_accuracy=None,
+                       num_steps=steps,
+                       wall_time=clock if status == "complete" else clock + 5.0)
+
+
+def test_busy_time_leaves_out_a_paused_epoch():
+    from smallbatch.results import busy_time
+
+    # an epoch paused for 2,000 s among 10 s epochs counts as 10 s
+    assert busy_time(_timed_result([10, 2010, 10, 12, 9])) == pytest.approx(50.0)
+    # an unpaused run keeps about its wall time, never more
+    steady = _timed_result([10, 10, 10, 10])
+    assert busy_time(steady) == pytest.approx(40.0) == steady.wall_time
+    assert busy_time(_timed_result([10, 30])) == pytest.approx(40.0)  # two epochs: their mean
+    # a run that diverged half-way through its third epoch: 2.5 epochs of the median
+    diverged = _timed_result([10, 10], status="diverged", num_steps=160)
+    assert busy_time(diverged) == pytest.approx(25.0)
+    # no finished epoch: the wall time
+    assert busy_time(TrainResult(config=steady.config, status="diverged", epochs=[],
+                                 test_accuracy=None, num_steps=3, wall_time=7.0)) == 7.0
 
 
 def test_missing_note_names_the_command(stored, tmp_path):

@@ -7,6 +7,7 @@ Importing this module switches plotly to the book's renderer when the book is be
 from __future__ import annotations
 
 import math
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,34 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from . import render
+
+# A figure's note (study, trials stored, code commits) goes under its title in small type,
+# wrapped so that it fits the book's column; each extra line adds to the top margin and the
+# height, so the plot keeps its size.
+NOTE_WIDTH = 100  # characters per line
+NOTE_LINE_PX = 24  # the height of one line of <sup> text, with its spacing
+
+
+def _note_lines(note: str) -> list[str]:
+    return textwrap.wrap(note, NOTE_WIDTH, break_on_hyphens=False) if note else []
+
+
+def _with_note(title: str, note: str) -> str:
+    """``title`` with ``note`` below it in small type, wrapped at NOTE_WIDTH characters."""
+    lines = _note_lines(note)
+    return "<br>".join([title] + [f"<sup>{line}</sup>" for line in lines])
+
+
+def _title_box(text: str) -> dict:
+    """A figure's title (text from :func:`_with_note`) hung from the top of the figure, so a
+    longer note grows downwards into the room :func:`_note_room` adds."""
+    return dict(text=text, y=1, yref="container", yanchor="top", pad=dict(t=36))
+
+
+def _note_room(note: str) -> int:
+    """Pixels to add to a figure's top margin and height, which leave room for its title and
+    one line of note: NOTE_LINE_PX for every further line of the wrapped note."""
+    return NOTE_LINE_PX * max(0, len(_note_lines(note)) - 1)
 
 render.activate_if_building()
 
@@ -533,12 +562,12 @@ def accuracy_vs_lr(cells: pd.DataFrame, title: str, note: str = "",
 
     def heading(selected: int | None) -> str:
         if selected is None:
-            return f"{title}<br><sup>{note}</sup>" if note else title
+            return _with_note(title, note)
         rows = cells[cells["batch_size"] == selected]
         best = rows.sort_values(["median", "log2_base_lr"], ascending=[False, True]).iloc[0]
         text = (f"{title}: m = {selected}, best η̃ = 2^{int(best['log2_base_lr'])}, median "
                 f"{best['median']:.4f} (seeds {best['low']:.4f} to {best['high']:.4f})")
-        return f"{text}<br><sup>{note}</sup>" if note else text
+        return _with_note(text, note)
 
     steps = [dict(method="update", label="all",
                   args=[{"opacity": [1.0] * len(batch_sizes),
@@ -550,7 +579,8 @@ def accuracy_vs_lr(cells: pd.DataFrame, title: str, note: str = "",
                                 {"title.text": heading(m)}]))
     low, high = int(cells["log2_base_lr"].min()), int(cells["log2_base_lr"].max())
     fig.update_layout(
-        title=dict(text=heading(None)), height=560, margin=dict(t=100),
+        title=_title_box(heading(None)), height=560 + _note_room(note),
+        margin=dict(t=100 + _note_room(note)),
         xaxis=dict(title_text="base learning rate log2 η̃ (η̃ = η / m)", dtick=1,
                    range=[low - 0.5, high + 0.5]),
         yaxis=dict(title_text="test accuracy (median of last 5 epochs)"),
@@ -573,8 +603,8 @@ def accuracy_heatmap(cells: pd.DataFrame, title: str, note: str = "") -> go.Figu
         texttemplate="%{text}", textfont=dict(size=9), colorscale="Viridis",
         colorbar=dict(title="test accuracy"),
         hovertemplate="m = %{y}, log2 η̃ = %{x}: %{z:.4f}<extra></extra>"))
-    fig.update_layout(title_text=f"{title}<br><sup>{note}</sup>" if note else title,
-                      height=480, margin=dict(t=90),
+    fig.update_layout(title=_title_box(_with_note(title, note)),
+                      height=490 + _note_room(note), margin=dict(t=100 + _note_room(note)),
                       xaxis=dict(title_text="base learning rate log2 η̃", dtick=1),
                       yaxis=dict(title_text="batch size m", type="category"))
     return fig
@@ -632,8 +662,9 @@ def best_and_range(studies: dict, margin: float, title: str, note: str = "",
     fig.update_xaxes(**axis)
     fig.update_yaxes(title_text="test accuracy (median of last 5 epochs)", row=1, col=1)
     fig.update_yaxes(title_text="log2 η̃", dtick=1, row=1, col=2)
-    fig.update_layout(title_text=f"{title}<br><sup>{note}</sup>" if note else title,
-                      height=500, margin=dict(t=100), legend=dict(orientation="h", y=-0.2))
+    fig.update_layout(title=_title_box(_with_note(title, note)),
+                      height=500 + _note_room(note), margin=dict(t=110 + _note_room(note)),
+                      legend=dict(orientation="h", y=-0.2))
     return fig
 
 
@@ -893,7 +924,7 @@ def training_curves_by_batch(curves: pd.DataFrame, title: str, note: str = "") -
 
     def heading(selected: int | None) -> str:
         text = title if selected is None else f"{title}: m = {selected} highlighted"
-        return f"{text}<br><sup>{note}</sup>" if note else text
+        return _with_note(text, note)
 
     steps = [dict(method="update", label="all",
                   args=[{"opacity": [1.0] * len(owner), "line.width": [2] * len(owner)},
@@ -918,7 +949,8 @@ def training_curves_by_batch(curves: pd.DataFrame, title: str, note: str = "") -
     for (_, _, _, y_title), (row, col) in zip(_CURVE_PANELS, cells):
         fig.update_yaxes(title_text=y_title, row=row, col=col,
                          type="log" if "loss" in y_title or "cross" in y_title else "linear")
-    fig.update_layout(title=dict(text=heading(None)), height=820, margin=dict(t=100),
+    fig.update_layout(title=_title_box(heading(None)), height=820 + _note_room(note),
+                      margin=dict(t=100 + _note_room(note)),
                       legend=dict(title_text="batch size"),
                       sliders=[dict(active=0, steps=steps, pad=dict(t=60),
                                     currentvalue=dict(prefix="highlighted batch size: "))])
@@ -954,8 +986,8 @@ def ghost_batch_norm(table: pd.DataFrame, title: str, note: str = "") -> go.Figu
                 hoverinfo="skip"))
     bn_sizes = sorted({int(b) for b in table.index.get_level_values("bn_batch")})
     fig.update_layout(
-        title_text=f"{title}<br><sup>{note}</sup>" if note else title, height=500,
-        margin=dict(t=100),
+        title=_title_box(_with_note(title, note)), height=500 + _note_room(note),
+        margin=dict(t=100 + _note_room(note)),
         xaxis=dict(title_text="batch-norm batch m_BN (log2 scale)", type="log", tickformat="d",
                    dtick=math.log10(2), range=[math.log10(min(bn_sizes)) - 0.15,
                                                math.log10(max(bn_sizes)) + 0.15]),
@@ -989,6 +1021,7 @@ def warmup_comparison(with_warmup: pd.DataFrame, without: pd.DataFrame, title: s
                 row=1, col=col)
     fig.update_xaxes(title_text="log2 η̃", dtick=2)
     fig.update_yaxes(title_text="test accuracy (median of last 5 epochs)", row=1, col=1)
-    fig.update_layout(title_text=f"{title}<br><sup>{note}</sup>" if note else title,
-                      height=480, margin=dict(t=100), legend=dict(orientation="h", y=-0.2))
+    fig.update_layout(title=_title_box(_with_note(title, note)),
+                      height=480 + _note_room(note), margin=dict(t=100 + _note_room(note)),
+                      legend=dict(orientation="h", y=-0.2))
     return fig

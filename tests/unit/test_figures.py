@@ -35,3 +35,21 @@ def test_throughput_figure_from_the_committed_benchmark():
     best = max(r["examples_per_second"] for r in benchmark["rows"]
                if r["bn"] and r["m"] == 2 and r["mode"] == "grouped" and r["processes"] == 2)
     assert grouped.y[0] == best
+
+
+def test_a_long_note_wraps_under_the_title_and_makes_room_for_itself():
+    cells = pd.DataFrame({"batch_size": [2, 2, 4, 4], "log2_base_lr": [-3, -2, -3, -2],
+                          "median": [0.8, 0.85, 0.82, 0.8], "low": [0.8, 0.84, 0.81, 0.79],
+                          "high": [0.81, 0.86, 0.83, 0.8], "seeds": [3] * 4,
+                          "diverged": [0] * 4})
+    short = figures.accuracy_heatmap(cells, "T", "study s (scaled): 4 of 4 trials stored")
+    commits = ", ".join(f"{k:07d}abc" for k in range(12))
+    note = f"study s (scaled): 4 of 4 trials stored; code commit(s) {commits}"
+    long = figures.accuracy_heatmap(cells, "T", note)
+    lines = long.layout.title.text.split("<br>")
+    assert lines[0] == "T" and len(lines) == 4  # the title and three lines of note
+    assert all(line.startswith("<sup>") and len(line) <= figures.NOTE_WIDTH + 11
+               for line in lines[1:])
+    assert " ".join(line[5:-6] for line in lines[1:]) == note  # nothing lost in the wrap
+    assert long.layout.margin.t == short.layout.margin.t + 2 * figures.NOTE_LINE_PX
+    assert long.layout.height == short.layout.height + 2 * figures.NOTE_LINE_PX

@@ -12,9 +12,10 @@ Conventions (book: "Batch size against learning rate"):
 - A cell is one (m, eta_tilde) point; its value is the median over seeds, and its spread
   the minimum and maximum over seeds.
 - The noise margin is max(1 percentage point, 2 x the pooled standard deviation over seeds
-  of the cells where every seed completed): differences smaller than it are not read as
-  differences. With one seed per cell it is 1 percentage point plus twice the binomial
-  standard error of the test set.
+  of the cells within 5 points of their m's best, the points the verdicts compare):
+  differences smaller than it are not read as differences. With one seed per cell it is 1
+  percentage point plus twice the binomial standard error of the test set at the study's
+  best accuracy.
 """
 
 from __future__ import annotations
@@ -30,15 +31,19 @@ from .results import busy_time, load_records, trials_frame
 from .sweep import Study, load_study, validate_study
 from .train import TrainConfig, config_hash
 
-__all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run", "missing_note", "study_label",
-           "study_protocol", "process_hours", "cost_summary", "cell_summary",
-           "noise_margin", "best_per_batch", "good_range", "edges_reached", "Verdict",
-           "MARGIN_FLOOR", "PUBLISHED_STUDIES", "SCALED_TARGET_CPU_HOURS",
-           "verdict_small_batches_best", "verdict_range_shrinks", "verdict_bn_widens_gap",
-           "curves_by_batch", "ghost_cells", "ghost_table", "verdict_small_bn_batch",
-           "verdict_bn_batch_independent", "verdict_warmup", "CAVEATS", "discussion", "verdict_curves_small_ahead"]
+__all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run", "missing_note",
+           "study_label", "study_protocol", "process_hours", "cost_summary", "cell_summary",
+           "seed_spread", "noise_margin", "NEAR_BEST", "best_per_batch", "good_range",
+           "edges_reached", "Verdict", "MARGIN_FLOOR", "PUBLISHED_STUDIES",
+           "SCALED_TARGET_CPU_HOURS", "verdict_small_batches_best", "verdict_range_shrinks",
+           "verdict_bn_widens_gap", "curves_by_batch", "ghost_cells", "ghost_table",
+           "verdict_small_bn_batch", "verdict_bn_batch_independent", "verdict_warmup", "CAVEATS",
+           "discussion", "verdict_curves_small_ahead"]
 
 MARGIN_FLOOR = 0.01  # one percentage point
+# The seed spread behind the noise margin is pooled over the cells within this much of the
+# best at their point of the grid (see seed_spread).
+NEAR_BEST = 0.05
 
 # The studies the experiments chapters publish at the scaled size (``make studies`` runs
 # the same list).
@@ -178,25 +183,54 @@ def cell_summary(frame: pd.DataFrame, by=("batch_size", "log2_base_lr")) -> pd.D
     return summary.reset_index()
 
 
-def noise_margin(frame: pd.DataFrame, test_size: int | None = None) -> float:
-    """max(MARGIN_FLOOR, 2 x pooled seed standard deviation) over the cells (configs that
-    differ only in the seed) where every seed completed; with one seed per cell, MARGIN_FLOOR + 2 x the binomial standard error
-    at 90% accuracy on ``test_size`` test examples (or just MARGIN_FLOOR if unknown)."""
+def seed_spread(frame: pd.DataFrame, near_best: float | None = NEAR_BEST) -> float | None:
+    """The pooled standard deviation over seeds of the cells (configs that differ only in the
+    seed) where more than one seed completed, or None if there is no such cell.
+
+    ``near_best``: pool only the cells whose median is within this much of the best median
+    at their point of the grid (the same config but eta_tilde), i.e. the points the
+    verdicts compare; None pools every cell. Cells near the divergence edge scatter far
+    more between seeds than the rest (7 points at the edge against about half a point near
+    the best in resnet-bn), and would otherwise set the margin for every comparison.
+    """
     complete = frame[frame["status"] == "complete"]
     # a cell is a config up to its seed: repeats of one cell differ only in the seed (in a
     # ghost-BN study, runs that differ in m_BN are different cells, not repeats)
     cell = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "seed"
             and f.name in complete]
+    if complete.empty:
+        return None
     groups = complete.groupby(cell, dropna=False)["score"]
-    counts = groups.count()
-    variances = groups.var(ddof=1)
-    usable = counts > 1
-    if usable.any():
-        dof = (counts[usable] - 1).sum()
-        pooled = math.sqrt(float(((counts[usable] - 1) * variances[usable]).sum()) / dof)
-        return max(MARGIN_FLOOR, 2 * pooled)
+    table = pd.DataFrame({"count": groups.count(), "var": groups.var(ddof=1),
+                          "median": groups.median()})
+    usable = table["count"] > 1
+    if near_best is not None:
+        point = [name for name in cell if name != "base_lr"]
+        best = table.groupby(level=point, dropna=False)["median"].transform("max")
+        usable &= best - table["median"] <= near_best
+    table = table[usable]
+    if table.empty:
+        return None
+    dof = (table["count"] - 1).sum()
+    return math.sqrt(float(((table["count"] - 1) * table["var"]).sum()) / dof)
+
+
+def noise_margin(frame: pd.DataFrame, test_size: int | None = None) -> float:
+    """max(MARGIN_FLOOR, 2 x :func:`seed_spread`) of the cells within NEAR_BEST of their
+    point's best; with no such cell of several seeds, of every cell with several seeds.
+
+    With one seed per cell: MARGIN_FLOOR + 2 x the binomial standard error of an accuracy
+    measured on ``test_size`` test examples, at the best accuracy of ``frame`` (the level
+    the verdicts compare at; 90% if nothing completed), or just MARGIN_FLOOR if
+    ``test_size`` is unknown."""
+    for near_best in (NEAR_BEST, None):
+        spread = seed_spread(frame, near_best)
+        if spread is not None:
+            return max(MARGIN_FLOOR, 2 * spread)
     if test_size:
-        return MARGIN_FLOOR + 2 * math.sqrt(0.9 * 0.1 / test_size)
+        scores = frame.loc[frame["status"] == "complete", "score"]
+        level = min(1.0, float(scores.max())) if len(scores) else 0.9
+        return MARGIN_FLOOR + 2 * math.sqrt(level * (1 - level) / test_size)
     return MARGIN_FLOOR
 
 
@@ -478,6 +512,7 @@ def discussion(rows) -> str:
 
 SMALL_BATCHES = 32   # the paper's "small": m <= 32
 LARGE_BATCHES = 128  # and "large": m >= 128
+RANGE_MIN_BATCHES = 4  # batch sizes the range-shrinks verdict needs
 
 
 def verdict_small_batches_best(best: pd.DataFrame, margin: float,
@@ -531,15 +566,23 @@ def verdict_range_shrinks(ranges: pd.DataFrame) -> Verdict:
     margin of that m's own best (``good_range(..., reference="own")``). Rule: Spearman rank
     correlation rho between m and that count; agrees if rho <= -0.5 and the count at the
     largest m is below the count at the smallest; disagrees if rho >= 0.5; else
-    inconclusive.
+    inconclusive. Inconclusive too with fewer than RANGE_MIN_BATCHES batch sizes, or without
+    both an m <= 32 and an m >= 128 (a trend over a few neighbouring m is not the claim).
     """
     counts = ranges["octaves"].astype(float)
-    rho = _spearman(np.log2(ranges.index.to_numpy(dtype=float)), counts.to_numpy())
+    sizes = ranges.index.to_numpy(dtype=float)
+    rho = _spearman(np.log2(sizes), counts.to_numpy())
     listing = ", ".join(f"{int(m)}: {int(c)}" for m, c in counts.items())
-    measurement = f"octaves within the margin of each m's best (m: count): {listing}; rho = {rho:.2f}"
+    measurement = (f"octaves within the margin of each m's best (m: count): {listing}; "
+                   f"rho = {rho:.2f}")
     rule = ("Spearman rho between m and the count: agrees if rho <= -0.5 and the largest m "
-            "has fewer than the smallest; disagrees if rho >= 0.5; else inconclusive")
-    if rho <= -0.5 and counts.iloc[-1] < counts.iloc[0]:
+            "has fewer than the smallest; disagrees if rho >= 0.5; else inconclusive (also "
+            f"with fewer than {RANGE_MIN_BATCHES} m, or without both an m <= 32 and an "
+            "m >= 128)")
+    if (len(sizes) < RANGE_MIN_BATCHES or not (sizes <= SMALL_BATCHES).any()
+            or not (sizes >= LARGE_BATCHES).any()):
+        verdict = "inconclusive"
+    elif rho <= -0.5 and counts.iloc[-1] < counts.iloc[0]:
         verdict = "agrees"
     elif rho >= 0.5:
         verdict = "disagrees"

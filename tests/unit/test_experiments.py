@@ -66,10 +66,11 @@ def test_cells_best_and_margin(stored):
 def test_noise_margin_counts_only_seeds_as_repeats(stored):
     # one seed per config, but four m_BN per (m, eta_tilde): those are cells, not repeats
     frame = stored.frame[stored.frame["seed"] == 0]
-    ghost = pd.concat([frame.assign(bn_batch_size=b, score=frame["score"] + 0.05 * i)
+    ghost = pd.concat([frame.assign(bn_batch_size=b, score=frame["score"] + 0.01 * i)
                        for i, b in enumerate([2, 4, 8, None])], ignore_index=True)
+    best = 0.895 + 0.03  # the binomial error at the best accuracy (seed 0 peaks at 0.895)
     assert experiments.noise_margin(ghost, test_size=5000) == pytest.approx(
-        0.01 + 2 * math.sqrt(0.09 / 5000))
+        0.01 + 2 * math.sqrt(best * (1 - best) / 5000))
 
 
 def test_noise_margin_grows_with_seed_spread(stored):
@@ -78,7 +79,22 @@ def test_noise_margin_grows_with_seed_spread(stored):
     assert experiments.noise_margin(frame) > 0.02
     one_seed = stored.frame[stored.frame["seed"] == 0]
     assert experiments.noise_margin(one_seed, test_size=5000) == pytest.approx(
-        0.01 + 2 * math.sqrt(0.09 / 5000))
+        0.01 + 2 * math.sqrt(0.895 * 0.105 / 5000))
+
+
+def test_noise_margin_is_the_seed_spread_near_each_best(stored):
+    # seeds scatter by +-0.05 at m = 4, eta_tilde = 2^-6, 6 points below that m's best (as
+    # near a divergence edge): the spread of every cell grows, the margin does not
+    frame = stored.frame.copy()
+    edge = (frame["batch_size"] == 4) & (frame["log2_base_lr"] == -6)
+    frame.loc[edge, "score"] += 0.05 * (frame.loc[edge, "seed"] - 1)
+    assert experiments.seed_spread(frame, near_best=None) > 0.01
+    assert experiments.seed_spread(frame) == pytest.approx(0.005)
+    assert experiments.noise_margin(frame) == pytest.approx(0.01)
+    # the same scatter at a best cell does set the margin
+    peak = (frame["batch_size"] == 4) & (frame["log2_base_lr"] == -4)
+    frame.loc[peak, "score"] += 0.05 * (frame.loc[peak, "seed"] - 1)
+    assert experiments.noise_margin(frame) > 0.03
 
 
 def test_good_range_against_global_and_own_best(stored):
@@ -134,6 +150,15 @@ def test_range_shrinks_verdict(counts, verdict):
 
     ranges = pd.DataFrame({"octaves": counts}, index=[2, 16, 128, 1024])
     assert experiments.verdict_range_shrinks(ranges).verdict == verdict
+
+
+@pytest.mark.parametrize("sizes", [[2, 4], [2, 4, 8, 16], [128, 256, 512, 1024], [2, 16, 128]])
+def test_range_shrinks_needs_small_and_large_batches(sizes):
+    import pandas as pd
+
+    # a clear trend, but over too few m, or over small or large m only
+    ranges = pd.DataFrame({"octaves": list(range(len(sizes), 0, -1))}, index=sizes)
+    assert experiments.verdict_range_shrinks(ranges).verdict == "inconclusive"
 
 
 def test_smoke_study_runs_end_to_end():

@@ -384,8 +384,9 @@ def cost_summary(data: StudyData) -> dict:
     ``examples``: training examples of every trial run to the end (a diverged trial stops
     early, so this is an upper bound); ``process_hours``: measured, of the stored trials
     (:func:`process_hours`, pauses left out); ``examples_per_second``: the rate of one worker
-    process over the stored trials that ran to the end (the same busy time); ``hours_to_go``: the missing trials' examples at that
-    rate (an upper bound for the same reason; None when no rate is known yet).
+    process over the stored trials that ran to the end (the same busy time);
+    ``hours_to_go``: the missing trials' examples at that rate (an upper bound for the same
+    reason; None when no rate is known yet).
     """
     from .sweep import training_examples
 

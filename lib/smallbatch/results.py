@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import statistics
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -176,10 +177,7 @@ def busy_time(result) -> float:
     if not epochs or not epochs[0].examples_seen:
         return float(result.wall_time)
     times = [0.0] + [e.wall_time for e in epochs]
-    durations = sorted(b - a for a, b in zip(times, times[1:]))
-    middle = len(durations) // 2
-    median = (durations[middle] if len(durations) % 2
-              else (durations[middle - 1] + durations[middle]) / 2)
+    median = statistics.median(b - a for a, b in zip(times, times[1:]))
     per_epoch = epochs[0].examples_seen / epochs[0].epoch
     trained = result.num_steps * result.config.batch_size / per_epoch
     return float(min(result.wall_time, median * trained))

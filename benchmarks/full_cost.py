@@ -10,7 +10,8 @@ batch-norm batch (ghost BN) are costed at the ordinary-BN rate of the same m.
     .venv/bin/python benchmarks/full_cost.py --device cuda   # a GPU, where there is one
 
 Writes benchmarks/results/full_cost_<device>.json and .md (the book's full-protocol chapter
-reads them). Measure on an otherwise idle machine.
+reads them). Measure on an otherwise idle machine. On a copy of the checkout without git
+(a GPU machine sent the working tree only), set SMALLBATCH_COMMIT to the commit it holds.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import time
 from datetime import datetime, timezone
@@ -80,7 +82,8 @@ def main() -> None:
         "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
                         else cpu_name()),
         "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "python": platform.python_version(), "commit": git_commit(),
+        "python": platform.python_version(),
+        "commit": git_commit() or os.environ.get("SMALLBATCH_COMMIT"),
         "seconds": time.perf_counter() - started, "studies": studies}
     out = Path(args.out) if args.out else RESULTS
     out.mkdir(parents=True, exist_ok=True)

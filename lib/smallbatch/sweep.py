@@ -579,6 +579,8 @@ def calibrate_rates(study: Study, *, max_ensemble: int = 16,
         lrs = torch.full((members,), 1e-6, device=resolved)
         for _ in range(2):
             ensemble.sgd_step(x, y, lrs)
+        if resolved.type == "cuda":
+            torch.cuda.synchronize()  # the warm-up steps finish before the clock starts
         steps, started = 0, time.perf_counter()
         while time.perf_counter() - started < seconds or steps < 2:
             ensemble.sgd_step(x, y, lrs)

@@ -10,8 +10,9 @@ batch-norm batch (ghost BN) are costed at the ordinary-BN rate of the same m.
     .venv/bin/python benchmarks/full_cost.py --device cuda   # a GPU, where there is one
 
 Writes benchmarks/results/full_cost_<device>.json and .md (the book's full-protocol chapter
-reads them). Measure on an otherwise idle machine. On a copy of the checkout without git
-(a GPU machine sent the working tree only), set SMALLBATCH_COMMIT to the commit it holds.
+reads them). Measure on an otherwise idle machine. On a copy of the checkout whose git
+history is not its own (a GPU machine sent the working tree), set SMALLBATCH_COMMIT to the
+commit the copy holds; it is recorded instead of git's answer.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def main() -> None:
                         else cpu_name()),
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "python": platform.python_version(),
-        "commit": git_commit() or os.environ.get("SMALLBATCH_COMMIT"),
+        "commit": os.environ.get("SMALLBATCH_COMMIT") or git_commit(),
         "seconds": time.perf_counter() - started, "studies": studies}
     out = Path(args.out) if args.out else RESULTS
     out.mkdir(parents=True, exist_ok=True)

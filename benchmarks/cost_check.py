@@ -22,17 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-
-import torch
 
 from smallbatch.data import load_data
 from smallbatch.ensemble import train_ensemble
-from smallbatch.provenance import cpu_name, git_commit
+from smallbatch.provenance import measurement_header
 from smallbatch.sweep import Study, calibrate_rates, ensemble_groups, load_study
 from smallbatch.train import prepare_device, resolve_device
 
@@ -87,16 +82,9 @@ def main() -> None:
                      "statuses": sorted({r.status for r in results})})
         print(f"m={m}: {len(group)} members, real {real:,.0f} ex/s, calibrated "
               f"{calibrated:,.0f} ex/s, ratio {real / calibrated:.2f}", flush=True)
-    record = {
-        "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "study": args.study, "data": args.data, "train_subset": args.train_subset,
-        "device": str(device),
-        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                        else cpu_name()),
-        "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "python": platform.python_version(),
-        "commit": os.environ.get("SMALLBATCH_COMMIT") or git_commit(),
-        "seconds": time.perf_counter() - started, "rows": rows}
+    record = {**measurement_header(device), "study": args.study, "data": args.data,
+              "train_subset": args.train_subset,
+              "seconds": time.perf_counter() - started, "rows": rows}
     out = Path(args.out) if args.out else RESULTS
     out.mkdir(parents=True, exist_ok=True)
     stem = f"cost_check_{device.type}"

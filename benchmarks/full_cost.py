@@ -20,15 +20,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
-
-from smallbatch.provenance import cpu_name, git_commit
+from smallbatch.provenance import measurement_header
 from smallbatch.sweep import calibrate_rates, dry_run, load_study, study_names
 from smallbatch.train import resolve_device
 
@@ -77,15 +72,8 @@ def main() -> None:
             "hours": float(table["estimated_seconds"].sum() / 3600),
             "rates": {str(m): r for m, r in sorted(rates.items())}})
         print(f"{name}: {studies[-1]['trials']} trials, {studies[-1]['hours']:.0f} h", flush=True)
-    record = {
-        "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "device": str(device),
-        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                        else cpu_name()),
-        "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "python": platform.python_version(),
-        "commit": os.environ.get("SMALLBATCH_COMMIT") or git_commit(),
-        "seconds": time.perf_counter() - started, "studies": studies}
+    record = {**measurement_header(device),
+              "seconds": time.perf_counter() - started, "studies": studies}
     out = Path(args.out) if args.out else RESULTS
     out.mkdir(parents=True, exist_ok=True)
     stem = f"full_cost_{device.type}"

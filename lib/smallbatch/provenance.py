@@ -4,8 +4,10 @@ and the machine."""
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 
 
@@ -35,3 +37,21 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def measurement_header(device) -> dict:
+    """Where and when a benchmark measured: UTC time, device and its name, torch threads,
+    torch and Python versions, and the commit (``$SMALLBATCH_COMMIT`` if set, for a copy of
+    the checkout whose git history is not its own, such as a working tree sent to a GPU
+    machine; else :func:`git_commit`)."""
+    import torch
+
+    device = torch.device(device)
+    return {
+        "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": str(device),
+        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                        else cpu_name()),
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "python": platform.python_version(),
+        "commit": os.environ.get("SMALLBATCH_COMMIT") or git_commit()}

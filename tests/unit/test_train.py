@@ -214,3 +214,17 @@ def test_bad_input_is_rejected_with_what_is_allowed(changes, message, synthetic)
 def test_unknown_device_message():
     with pytest.raises(ConfigError, match="device"):
         train(SMOKE, device="tpu", progress=False)
+
+
+def test_measurement_header_names_the_machine_and_takes_the_commit_from_the_environment(
+        monkeypatch):
+    from smallbatch.provenance import git_commit, measurement_header
+
+    monkeypatch.delenv("SMALLBATCH_COMMIT", raising=False)
+    header = measurement_header("cpu")
+    assert header["device"] == "cpu" and header["device_name"]
+    assert header["threads"] == torch.get_num_threads()
+    assert header["torch"] == torch.__version__
+    assert header["commit"] == git_commit()
+    monkeypatch.setenv("SMALLBATCH_COMMIT", "0123abc")
+    assert measurement_header("cpu")["commit"] == "0123abc"

@@ -42,6 +42,7 @@ __all__ = [
     "DATASET_LABELS",
     "DataError",
     "ImageData",
+    "NUM_CLASSES",
     "StreamedImageData",
     "TensorImageData",
     "crop_with_offsets",
@@ -1023,6 +1024,14 @@ _TRAIN_SIZES: Mapping[str, int] = types.MappingProxyType({
     "cifar10-jpeg": 50_000,
     "synthetic": _SYNTHETIC_COUNTS["train"],
     "synthetic-rgb": _SYNTHETIC_COUNTS["train"],
+})
+
+
+# Classes of each data set, known without reading the files.
+NUM_CLASSES: Mapping[str, int] = types.MappingProxyType({
+    "fashion-mnist": 10, "cifar10": 10, "cifar100": 100, "cifar10-jpeg": 10,
+    "synthetic": _SYNTHETIC_NUM_CLASSES, "synthetic-rgb": _SYNTHETIC_NUM_CLASSES,
+    "imagenet": 1000,
 })
 
 

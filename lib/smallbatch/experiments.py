@@ -34,7 +34,7 @@ from .train import TrainConfig, config_hash
 __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run", "missing_note",
            "study_label", "study_protocol", "process_hours", "cost_summary", "cell_summary",
            "seed_spread", "noise_margin", "NEAR_BEST", "best_per_batch", "good_range",
-           "edges_reached", "Verdict", "MARGIN_FLOOR", "PUBLISHED_STUDIES",
+           "edges_reached", "Verdict", "MARGIN_FLOOR", "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES",
            "SCALED_TARGET_CPU_HOURS", "verdict_small_batches_best", "verdict_range_shrinks",
            "verdict_bn_widens_gap", "curves_by_batch", "ghost_cells", "ghost_table",
            "verdict_small_bn_batch", "verdict_bn_batch_independent", "verdict_warmup", "CAVEATS",
@@ -49,6 +49,9 @@ NEAR_BEST = 0.05
 # the same list).
 PUBLISHED_STUDIES = ("resnet-bn", "resnet-nobn", "warmup", "ghost-bn", "alexnet-bn",
                      "alexnet-convbn", "alexnet-nobn", "cifar-augment")
+# Studies with no scaled version (their data is not on this project's machines): the
+# experiments chapters show them at the full scale only.
+FULL_ONLY_STUDIES = ("cifar100", "imagenet")
 # What the scaled studies were to cost in all, in CPU-hours of this project's 2-core machine.
 SCALED_TARGET_CPU_HOURS = 6.0
 
@@ -93,10 +96,17 @@ def _commits(frame: pd.DataFrame) -> tuple[str, ...]:
 
 
 def study_data(study: str | Study, scale: str = "scaled", *, results_dir=None,
-               num_classes: int = 10) -> StudyData:
-    """Load the records of ``study``'s trials (only those its grid names) at ``scale``."""
+               num_classes: int | None = None) -> StudyData:
+    """Load the records of ``study``'s trials (only those its grid names) at ``scale``.
+
+    A diverged run scores chance, 1 / ``num_classes`` (default: the study's data set's
+    classes, :data:`smallbatch.data.NUM_CLASSES`)."""
+    from .data import NUM_CLASSES
+
     if not isinstance(study, Study):
         study = load_study(study, scale)
+    if num_classes is None:
+        num_classes = NUM_CLASSES[study.base.data]
     trials = validate_study(study)
     wanted = {config_hash(c) for c in trials}
     records = load_records(results_dir or study.results_dir, warn=False)

@@ -467,3 +467,24 @@ def test_published_studies_are_what_make_studies_runs():
     line = next(l for l in makefile.splitlines() if l.startswith("STUDIES ?="))
     assert tuple(line.split("?=")[1].split()) == experiments.PUBLISHED_STUDIES
     assert set(experiments.PUBLISHED_STUDIES) <= set(study_names())
+
+
+def test_every_named_study_is_published_or_full_only():
+    """A study in neither list would be shown by no chapter."""
+    from smallbatch.sweep import load_study, study_names
+
+    shown = set(experiments.PUBLISHED_STUDIES) | set(experiments.FULL_ONLY_STUDIES)
+    assert set(study_names()) - {"smoke"} == shown
+    assert not set(experiments.PUBLISHED_STUDIES) & set(experiments.FULL_ONLY_STUDIES)
+    for name in experiments.FULL_ONLY_STUDIES:  # no scaled override: scaled is the full grid
+        assert load_study(name, "scaled").trials() == load_study(name, "full").trials()
+
+
+def test_a_diverged_run_scores_chance_for_its_data_sets_classes(tmp_path):
+    spec = {**SPEC, "base": {**SPEC["base"], "data": "cifar100"}}
+    study = Study.from_mapping(spec, "scaled")
+    config = study.trials()[0]
+    save_result(TrainResult(config=config, status="diverged", epochs=[], test_accuracy=None),
+                tmp_path)
+    data = experiments.study_data(study, results_dir=tmp_path)
+    assert data.num_classes == 100 and data.frame["score"].tolist() == [pytest.approx(0.01)]

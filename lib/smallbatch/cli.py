@@ -107,25 +107,33 @@ def _train(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     from .results import RecordError
     from .data import DataError
-    from .sweep import StudyError, calibrate_rates, dry_run, load_study, run_study
+    from .sweep import (MAX_STEP_EXAMPLES, StudyError, calibrate_rates, dry_run, load_study,
+                        run_study)
 
+    if args.max_step_examples is None:
+        args.max_step_examples = MAX_STEP_EXAMPLES
     try:
+        if args.max_step_examples < 1:
+            raise StudyError(f"--max-step-examples must be at least 1, got "
+                             f"{args.max_step_examples}")
         study = load_study(args.study, args.scale)
         if args.dry_run:
             if args.calibrate:
                 rates, source = calibrate_rates(study, max_ensemble=args.max_ensemble,
+                                                max_step_examples=args.max_step_examples,
                                                 device=args.device,
                                                 data_root=args.data_root), "calibrated now"
             else:
                 rates, source = _stored_rates(study, args.results), "this study's stored runs"
             table = dry_run(study, results_dir=args.results, max_ensemble=args.max_ensemble,
-                            rates=rates)
+                            max_step_examples=args.max_step_examples, rates=rates)
             _print_dry_run(study, table, source)
             return 0
         report = run_study(study, results_dir=args.results, executor=args.executor,
                            workers=args.workers, scheduler=args.scheduler,
                            data_root=args.data_root, device=args.device,
-                           max_ensemble=args.max_ensemble, method=args.method,
+                           max_ensemble=args.max_ensemble,
+                           max_step_examples=args.max_step_examples, method=args.method,
                            threads=args.threads, progress=not args.quiet)
     except (StudyError, RecordError, DataError) as error:
         print(f"smallbatch sweep: error: {error}", file=sys.stderr)
@@ -256,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(implies --executor dask)")
     sweep_parser.add_argument("--max-ensemble", type=int, default=16,
                               help="most trials per lock-step ensemble (default 16)")
+    sweep_parser.add_argument("--max-step-examples", type=int, default=None, metavar="N",
+                              help="most examples per step of a whole ensemble, K x m "
+                                   "(default: smallbatch.sweep.MAX_STEP_EXAMPLES, sized on a "
+                                   "2-core CPU; benchmarks/ensemble_cap.py measures others)")
     sweep_parser.add_argument("--method", default="auto", choices=("auto", "grouped", "vmap"),
                               help="lock-step implementation (default auto)")
     sweep_parser.add_argument("--data-root", default=None)

@@ -75,3 +75,13 @@ def test_sweep_dry_run_with_calibration_and_results_summary(tmp_path, capsys):
 def test_sweep_unknown_study_exit_code(capsys):
     assert main(["sweep", "no-such-study"]) == 2
     assert "unknown study 'no-such-study'" in capsys.readouterr().err
+
+
+def test_sweep_max_step_examples_sizes_the_ensembles(tmp_path, capsys):
+    args = ["sweep", "smoke", "--scale", "smoke", "--dry-run", "--results", str(tmp_path)]
+    assert main(args) == 0
+    assert "12 trials in 6 lock-step ensembles" in capsys.readouterr().out
+    assert main(args + ["--max-step-examples", "1"]) == 0  # every trial alone
+    assert "12 trials in 12 lock-step ensembles" in capsys.readouterr().out
+    assert main(args + ["--max-step-examples", "0"]) == 2
+    assert "--max-step-examples must be at least 1" in capsys.readouterr().err

@@ -21,13 +21,12 @@ Writes benchmarks/results/cost_check_<device>.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 from smallbatch.data import load_data
 from smallbatch.ensemble import train_ensemble
-from smallbatch.provenance import measurement_header
+from smallbatch.provenance import measurement_header, write_measurement
 from smallbatch.sweep import Study, calibrate_rates, ensemble_groups, load_study
 from smallbatch.train import prepare_device, resolve_device
 
@@ -85,10 +84,6 @@ def main() -> None:
     record = {**measurement_header(device), "study": args.study, "data": args.data,
               "train_subset": args.train_subset,
               "seconds": time.perf_counter() - started, "rows": rows}
-    out = Path(args.out) if args.out else RESULTS
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"cost_check_{device.type}"
-    (out / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
     lines = [f"# Cost estimate against real training on {record['device_name']} "
              f"({record['device']}, {record['threads']} threads), torch {record['torch']}, "
              f"{record['measured']}", "",
@@ -103,7 +98,7 @@ def main() -> None:
     for row in rows:
         lines.append(f"| {row['batch_size']} | {row['members']} | {row['real_rate']:,.0f} | "
                      f"{row['calibrated_rate']:,.0f} | {row['ratio']:.2f} |")
-    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    write_measurement(args.out or RESULTS, f"cost_check_{device.type}", record, lines)
     print("\n".join(lines))
 
 

@@ -17,11 +17,10 @@ Writes benchmarks/results/ensemble_cap_<device>.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
-from smallbatch.provenance import measurement_header
+from smallbatch.provenance import measurement_header, write_measurement
 from smallbatch.sweep import MAX_STEP_EXAMPLES, calibrate_rates, dry_run, load_study
 from smallbatch.train import resolve_device
 
@@ -51,10 +50,6 @@ def main() -> None:
             print(f"{name}, cap {cap}: {hours:,.0f} h", flush=True)
     record = {**measurement_header(device), "seconds": time.perf_counter() - started,
               "default_cap": MAX_STEP_EXAMPLES, "rows": rows}
-    out = Path(args.out) if args.out else RESULTS
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"ensemble_cap_{device.type}"
-    (out / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
     sizes = sorted({int(m) for row in rows for m in row["rates"]})
     lines = [f"# Lock-step ensemble cap on {record['device_name']} ({record['device']}), "
              f"torch {record['torch']}, {record['measured']}", "",
@@ -68,7 +63,7 @@ def main() -> None:
                  for m in sizes]
         lines.append(f"| {row['study']} | {row['cap']} | " + " | ".join(cells)
                      + f" | {row['hours']:,.0f} |")
-    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    write_measurement(args.out or RESULTS, f"ensemble_cap_{device.type}", record, lines)
     print("\n".join(lines))
 
 

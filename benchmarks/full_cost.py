@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from pathlib import Path
 
-from smallbatch.provenance import measurement_header
+from smallbatch.provenance import measurement_header, write_measurement
 from smallbatch.sweep import calibrate_rates, dry_run, load_study, study_names
 from smallbatch.train import resolve_device
 
@@ -74,10 +73,6 @@ def main() -> None:
         print(f"{name}: {studies[-1]['trials']} trials, {studies[-1]['hours']:.0f} h", flush=True)
     record = {**measurement_header(device),
               "seconds": time.perf_counter() - started, "studies": studies}
-    out = Path(args.out) if args.out else RESULTS
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"full_cost_{device.type}"
-    (out / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
     lines = [f"# Full-scale cost on {record['device_name']} ({record['device']}, "
              f"{record['threads']} threads), torch {record['torch']}, {record['measured']}",
              "", f"Commit {record['commit']}. Estimated wall time = training examples / "
@@ -88,7 +83,7 @@ def main() -> None:
         lines.append(f"| {row['study']} | {row['data']} | {row['model']} | {row['batch_norm']} "
                      f"| {row['epochs']} | {row['trials']} | {row['examples']:,} | "
                      f"{row['hours']:,.0f} |")
-    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    write_measurement(args.out or RESULTS, f"full_cost_{device.type}", record, lines)
     print("\n".join(lines))
 
 

@@ -4,6 +4,7 @@ and the machine."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import platform
 import subprocess
@@ -55,3 +56,13 @@ def measurement_header(device) -> dict:
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "python": platform.python_version(),
         "commit": os.environ.get("SMALLBATCH_COMMIT") or git_commit()}
+
+
+def write_measurement(folder, stem: str, record: dict, lines: list[str]) -> Path:
+    """Write a benchmark's ``record`` as ``folder/stem.json`` and its table ``lines`` as
+    ``folder/stem.md`` (the folder is created); returns the JSON's path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
+    (folder / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    return folder / f"{stem}.json"

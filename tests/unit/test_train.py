@@ -228,3 +228,13 @@ def test_measurement_header_names_the_machine_and_takes_the_commit_from_the_envi
     assert header["commit"] == git_commit()
     monkeypatch.setenv("SMALLBATCH_COMMIT", "0123abc")
     assert measurement_header("cpu")["commit"] == "0123abc"
+
+
+def test_write_measurement_writes_the_record_and_its_table(tmp_path):
+    import json
+
+    from smallbatch.provenance import write_measurement
+
+    path = write_measurement(tmp_path / "new", "bench_cpu", {"rate": 1.5}, ["# t", "| a |"])
+    assert json.loads(path.read_text()) == {"rate": 1.5}
+    assert (tmp_path / "new" / "bench_cpu.md").read_text() == "# t\n| a |\n"

@@ -40,6 +40,14 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def device_name(device) -> str:
+    """The GPU's name for a CUDA device, else the CPU model (:func:`cpu_name`)."""
+    import torch
+
+    device = torch.device(device)
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+
+
 def measurement_header(device) -> dict:
     """Where and when a benchmark measured: UTC time, device and its name, torch threads,
     torch and Python versions, and the commit (``$SMALLBATCH_COMMIT`` if set, for a copy of
@@ -51,8 +59,7 @@ def measurement_header(device) -> dict:
     return {
         "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": str(device),
-        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                        else cpu_name()),
+        "device_name": device_name(device),
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "python": platform.python_version(),
         "commit": os.environ.get("SMALLBATCH_COMMIT") or git_commit()}

@@ -376,7 +376,7 @@ def prepare_device(device: torch.device) -> None:
 
 def provenance(device: torch.device) -> dict[str, Any]:
     """Where a result was computed: package, commit, torch, device, threads, host."""
-    from .provenance import cpu_name, git_commit
+    from .provenance import device_name, git_commit
 
     return {
         "smallbatch_version": __version__,
@@ -384,8 +384,7 @@ def provenance(device: torch.device) -> dict[str, Any]:
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "device": str(device),
-        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                        else cpu_name()),
+        "device_name": device_name(device),
         "threads": torch.get_num_threads(),
         "hostname": platform.node(),
     }

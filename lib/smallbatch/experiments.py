@@ -355,13 +355,18 @@ def study_label(study: Study) -> str:
 
 def study_protocol(study: Study) -> pd.DataFrame:
     """One row per batch size m of the study: the eta_tilde tried (log2 range and count),
-    seeds, trials, and the SGD steps and training examples of one run."""
+    seeds, trials, and the SGD steps and training examples of one run; with a column of
+    warm-up steps where the study's runs warm up."""
     from .sweep import training_examples
+    from .train import warmup_steps
 
     rows = {}
     for config in validate_study(study):
         row = rows.setdefault(config.batch_size, {"lrs": set(), "seeds": set(), "trials": 0,
-                                                  "examples": training_examples(config)})
+                                                  "examples": training_examples(config),
+                                                  "warmup": set()})
+        if config.warmup:
+            row["warmup"].add(config.warmup_fraction)
         row["lrs"].add(round(math.log2(config.base_lr)))
         row["seeds"].add(config.seed)
         row["trials"] += 1
@@ -369,11 +374,16 @@ def study_protocol(study: Study) -> pd.DataFrame:
     for m, row in sorted(rows.items()):
         low, high = min(row["lrs"]), max(row["lrs"])
         examples = row["examples"]
-        table.append({"batch size m": m, "log2 η̃ tried": f"{low} to {high}",
-                      "η̃ values": len(row["lrs"]), "seeds": len(row["seeds"]),
-                      "trials": row["trials"],
-                      "SGD steps per run": examples // m if examples else None,
-                      "training examples per run": examples})
+        steps = examples // m if examples else None
+        line = {"batch size m": m, "log2 η̃ tried": f"{low} to {high}",
+                "η̃ values": len(row["lrs"]), "seeds": len(row["seeds"]),
+                "trials": row["trials"], "SGD steps per run": steps,
+                "training examples per run": examples}
+        if any(r["warmup"] for r in rows.values()):
+            line["warm-up steps"] = ", ".join(
+                str(warmup_steps(steps, f)) for f in sorted(row["warmup"])) \
+                if steps and row["warmup"] else None
+        table.append(line)
     return pd.DataFrame(table).set_index("batch size m")
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "TrainResult",
     "ConfigError",
     "learning_rate",
+    "warmup_steps",
     "lr_at_step",
     "config_hash",
     "validate",
@@ -167,6 +168,11 @@ def learning_rate(base_lr: float, batch_size: int, rule: str = "linear",
     raise ConfigError(f"unknown lr_scaling {rule!r}; choose one of: {', '.join(LR_SCALING_RULES)}")
 
 
+def warmup_steps(total_steps: int, warmup_fraction: float = 0.05) -> int:
+    """Steps of the linear warm-up: ceil(warmup_fraction * total_steps)."""
+    return math.ceil(warmup_fraction * total_steps)
+
+
 def lr_at_step(step: int, total_steps: int, peak_lr: float, *,
                milestones: tuple[float, ...] = (0.5, 0.75), decay: float = 0.1,
                warmup: bool = False, warmup_fraction: float = 0.05) -> float:
@@ -182,10 +188,10 @@ def lr_at_step(step: int, total_steps: int, peak_lr: float, *,
         if step >= round(fraction * total_steps):
             lr *= decay
     if warmup:
-        warmup_steps = math.ceil(warmup_fraction * total_steps)
-        if step < warmup_steps:
+        rising = warmup_steps(total_steps, warmup_fraction)
+        if step < rising:
             start = peak_lr / 32
-            lr = start + (peak_lr - start) * step / warmup_steps
+            lr = start + (peak_lr - start) * step / rising
     return lr
 
 

@@ -459,6 +459,20 @@ def test_cost_summary_rates_from_stored_trials_and_projects_the_rest(tmp_path):
     assert empty["examples_per_second"] is None and empty["hours_to_go"] is None
 
 
+def test_study_protocol_counts_steps_and_warmup_steps():
+    from smallbatch.sweep import load_study
+
+    warm = experiments.study_protocol(load_study("warmup", "scaled"))
+    # 8,192 images, 10 epochs: 320 steps at m = 256 and 80 at m = 1024; 5% of them warm up
+    assert warm["SGD steps per run"].to_dict() == {256: 320, 1024: 80}
+    assert warm["warm-up steps"].to_dict() == {256: "16", 1024: "4"}
+    assert warm["seeds"].to_dict() == {256: 3, 1024: 3}
+    assert warm["log2 η̃ tried"].to_dict() == {256: "-14 to -5", 1024: "-15 to -5"}
+    plain = experiments.study_protocol(load_study("resnet-bn", "scaled"))
+    assert "warm-up steps" not in plain
+    assert plain.loc[2, "trials"] == 33 and plain.loc[2, "SGD steps per run"] == 40960
+
+
 def test_published_studies_are_what_make_studies_runs():
     from smallbatch import presets
     from smallbatch.sweep import study_names

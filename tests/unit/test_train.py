@@ -11,7 +11,8 @@ from smallbatch.data import load_data
 from smallbatch.models import build_model
 from smallbatch.results import RecordError, load_result, save_result, train_or_load
 from smallbatch.train import (ConfigError, TrainConfig, TrainResult, config_hash,
-                              learning_rate, lr_at_step, make_optimizer, sgd_step, train)
+                              learning_rate, lr_at_step, make_optimizer, sgd_step, train,
+                              warmup_steps)
 
 SMOKE = TrainConfig(data="synthetic", model="resnet8", batch_size=32, base_lr=2.0**-8,
                     num_epochs=2, train_subset=512, test_subset=200)
@@ -81,6 +82,7 @@ def test_warmup_rises_linearly_from_a_32nd():
     assert lr[10] == lr[11] == 0.64
     assert all(b > a for a, b in zip(lr[:10], lr[1:11]))
     assert lr_at_step(120, total, peak, warmup=True) == pytest.approx(0.064)
+    assert warmup_steps(200) == 10 and warmup_steps(80) == 4 and warmup_steps(81) == 5
 
 
 def test_training_applies_the_schedule(synthetic):

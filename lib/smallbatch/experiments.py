@@ -487,8 +487,9 @@ CAVEATS = {
         "can break or make that"),
     CLAIM_WARMUP_HELPS: (
         "at this size a 5% warm-up is only a handful of steps (see the protocol above), "
-        "where the paper's lasted hundreds; and the η̃ windows were placed without "
-        "warm-up, so a best that warm-up moves to a larger η̃ may lie beyond a window's edge"),
+        "where the paper's lasted hundreds (at m = 256 to 2048, about 800 to 100 steps); "
+        "and the η̃ windows were placed without warm-up (the edges table shows whether "
+        "warm-up's best stays inside them)"),
     CLAIM_WARMUP_GAP: (
         "the gap is read against the best small-batch run without warm-up. How large a gap "
         "there is to close depends on the scale: on an easy data set the large batches may "
@@ -804,7 +805,8 @@ def verdict_bn_batch_independent(table: pd.DataFrame, margin: float) -> Verdict:
 # ------------------------------------------------------------------------------ warm-up
 
 def verdict_warmup(with_warmup: pd.DataFrame, without: pd.DataFrame, small_best: float,
-                   margin: float) -> list[Verdict]:
+                   margin: float, edges_with: pd.DataFrame | None = None,
+                   edges_without: pd.DataFrame | None = None) -> list[Verdict]:
     """Claims: warm-up helps large batches, but does not close the gap to small batches.
 
     ``with_warmup`` / ``without``: ``best_per_batch`` tables at the same large m;
@@ -814,30 +816,52 @@ def verdict_warmup(with_warmup: pd.DataFrame, without: pd.DataFrame, small_best:
     at every m, disagrees if it is worse by more than the margin at some m, else
     inconclusive. "does not close the gap" agrees if small_best exceeds warm-up's best by
     more than the margin at every m, disagrees if it does not at any m, else inconclusive.
+    With ``edges_with`` / ``edges_without`` (:func:`edges_reached` of each set of runs), an
+    "agrees" or "disagrees" that rests on a losing best at an end of its eta_tilde window
+    (where it may be higher beyond the window) becomes inconclusive and names it.
     """
     sizes = sorted(set(with_warmup.index) & set(without.index))
     gains = {m: float(with_warmup.loc[m, "median"] - without.loc[m, "median"]) for m in sizes}
     gaps = {m: float(small_best - with_warmup.loc[m, "median"]) for m in sizes}
+    end_note = " (also when a losing best sits at an end of its η̃ window)"
     helps_rule = ("agrees if warm-up's best beats the best without by more than the margin "
                   "at every m; disagrees if it is worse by more than the margin at some m; "
-                  "else inconclusive")
+                  "else inconclusive" + end_note)
     gap_rule = ("agrees if the best at m <= 32 (no warm-up) beats warm-up's best by more than "
-                "the margin at every m; disagrees if at no m; else inconclusive")
+                "the margin at every m; disagrees if at no m; else inconclusive" + end_note)
     if not sizes:
         return [Verdict(CLAIM_WARMUP_HELPS, "no common m stored", helps_rule,
                         "inconclusive"),
                 Verdict(CLAIM_WARMUP_GAP, "no common m stored", gap_rule,
                         "inconclusive")]
+
+    def at_end(edges: pd.DataFrame | None, losing: list[int]) -> list[int]:
+        if edges is None:
+            return []
+        return [m for m in losing if m in edges.index and not edges.loc[m, "inside"]]
+
     helps = ("agrees" if all(g > margin for g in gains.values()) else
              "disagrees" if any(g < -margin for g in gains.values()) else "inconclusive")
+    helps_measurement = ("; ".join(f"m = {m}: {with_warmup.loc[m, 'median']:.4f} with, "
+                                   f"{without.loc[m, 'median']:.4f} without ({gains[m]:+.4f})"
+                                   for m in sizes) + f"; margin {margin:.4f}")
+    unsure = (at_end(edges_without, sizes) if helps == "agrees" else
+              at_end(edges_with, [m for m in sizes if gains[m] < -margin])
+              if helps == "disagrees" else [])
+    if unsure:
+        side = "without" if helps == "agrees" else "with"
+        helps_measurement += (f"; but the best η̃ {side} warm-up at m = "
+                              + ", ".join(map(str, unsure))
+                              + " is at an end of its window, so it may be higher beyond it")
+        helps = "inconclusive"
     closed = ("agrees" if all(g > margin for g in gaps.values()) else
               "disagrees" if all(g <= margin for g in gaps.values()) else "inconclusive")
-    return [
-        Verdict(CLAIM_WARMUP_HELPS,
-                "; ".join(f"m = {m}: {with_warmup.loc[m, 'median']:.4f} with, "
-                          f"{without.loc[m, 'median']:.4f} without ({gains[m]:+.4f})"
-                          for m in sizes) + f"; margin {margin:.4f}", helps_rule, helps),
-        Verdict(CLAIM_WARMUP_GAP,
-                f"best at m <= 32 without warm-up {small_best:.4f}; "
-                + "; ".join(f"m = {m} with warm-up: gap {gaps[m]:+.4f}" for m in sizes),
-                gap_rule, closed)]
+    gap_measurement = (f"best at m <= 32 without warm-up {small_best:.4f}; "
+                       + "; ".join(f"m = {m} with warm-up: gap {gaps[m]:+.4f}" for m in sizes))
+    unsure = at_end(edges_with, sizes) if closed == "agrees" else []
+    if unsure:
+        gap_measurement += ("; but the best η̃ with warm-up at m = " + ", ".join(map(str, unsure))
+                            + " is at an end of its window, so it may be higher beyond it")
+        closed = "inconclusive"
+    return [Verdict(CLAIM_WARMUP_HELPS, helps_measurement, helps_rule, helps),
+            Verdict(CLAIM_WARMUP_GAP, gap_measurement, gap_rule, closed)]

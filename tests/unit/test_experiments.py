@@ -338,6 +338,37 @@ def test_warmup_verdicts(with_w, without, small_best, helps, gap):
     assert [v.verdict for v in result] == [helps, gap]
 
 
+def test_warmup_verdicts_are_inconclusive_when_a_losing_best_is_at_a_window_end():
+    import pandas as pd
+
+    def edges(outside):
+        return pd.DataFrame({"inside": {256: 256 not in outside, 1024: 1024 not in outside}})
+
+    with_w, without = best_table({256: 0.85, 1024: 0.80}), best_table({256: 0.82, 1024: 0.75})
+    # both agree; a winner at a window's end does not matter ...
+    result = experiments.verdict_warmup(with_w, without, 0.90, 0.01,
+                                        edges_with=edges(set()), edges_without=edges(set()))
+    assert [v.verdict for v in result] == ["agrees", "agrees"]
+    # ... the runs without warm-up lose "helps": one of them at an end makes it inconclusive
+    result = experiments.verdict_warmup(with_w, without, 0.90, 0.01,
+                                        edges_with=edges(set()), edges_without=edges({1024}))
+    assert [v.verdict for v in result] == ["inconclusive", "agrees"]
+    assert "without warm-up at m = 1024" in result[0].measurement
+    # warm-up's runs lose "does not close the gap" (and win "helps")
+    result = experiments.verdict_warmup(with_w, without, 0.90, 0.01,
+                                        edges_with=edges({256}), edges_without=edges(set()))
+    assert [v.verdict for v in result] == ["agrees", "inconclusive"]
+    assert "with warm-up at m = 256" in result[1].measurement
+    # "disagrees" at m = 1024 rests on warm-up's best there
+    worse = best_table({256: 0.85, 1024: 0.70})
+    result = experiments.verdict_warmup(worse, without, 0.90, 0.01,
+                                        edges_with=edges({256}), edges_without=edges(set()))
+    assert result[0].verdict == "disagrees"  # m = 256, at an end, is not where it lost
+    result = experiments.verdict_warmup(worse, without, 0.90, 0.01,
+                                        edges_with=edges({1024}), edges_without=edges(set()))
+    assert result[0].verdict == "inconclusive"
+
+
 def test_ghost_and_warmup_figures_draw_each_series():
     from smallbatch import figures
 

@@ -353,20 +353,29 @@ def study_label(study: Study) -> str:
     return ", ".join(parts)
 
 
+def _none_last(value) -> tuple:
+    return (value is None, value if value is not None else 0)
+
+
 def study_protocol(study: Study) -> pd.DataFrame:
     """One row per batch size m of the study: the eta_tilde tried (log2 range and count),
     seeds, trials, and the SGD steps and training examples of one run; with a column of
-    warm-up steps where the study's runs warm up."""
+    the other values varied where the grid has more axes (e.g. augmentation on and off), and
+    one of warm-up steps where the study's runs warm up."""
     from .sweep import training_examples
     from .train import warmup_steps
 
+    axes = sorted({name for block in study.blocks for name, _ in block} - set(CELL_AXES))
     rows = {}
     for config in validate_study(study):
         row = rows.setdefault(config.batch_size, {"lrs": set(), "seeds": set(), "trials": 0,
                                                   "examples": training_examples(config),
-                                                  "warmup": set()})
+                                                  "warmup": set(),
+                                                  "axes": {a: set() for a in axes}})
         if config.warmup:
             row["warmup"].add(config.warmup_fraction)
+        for axis in axes:
+            row["axes"][axis].add(getattr(config, axis))
         row["lrs"].add(round(math.log2(config.base_lr)))
         row["seeds"].add(config.seed)
         row["trials"] += 1
@@ -379,6 +388,10 @@ def study_protocol(study: Study) -> pd.DataFrame:
                 "η̃ values": len(row["lrs"]), "seeds": len(row["seeds"]),
                 "trials": row["trials"], "SGD steps per run": steps,
                 "training examples per run": examples}
+        if axes:  # the trials at one m are the product of these with eta_tilde and seeds
+            line["also varied"] = "; ".join(
+                f"{axis}: " + ", ".join(str(v) for v in sorted(values, key=_none_last))
+                for axis, values in row["axes"].items())
         if any(r["warmup"] for r in rows.values()):
             line["warm-up steps"] = ", ".join(
                 str(warmup_steps(steps, f)) for f in sorted(row["warmup"])) \

@@ -502,6 +502,13 @@ def test_study_protocol_counts_steps_and_warmup_steps():
     plain = experiments.study_protocol(load_study("resnet-bn", "scaled"))
     assert "warm-up steps" not in plain
     assert plain.loc[2, "trials"] == 33 and plain.loc[2, "SGD steps per run"] == 40960
+    assert "also varied" not in plain
+    # a grid with another axis says what else is varied, so trials = values x seeds x that
+    both = experiments.study_protocol(load_study("cifar-augment", "scaled"))
+    assert both.loc[2, "also varied"] == "augment: False, True"
+    assert both.loc[2, "trials"] == both.loc[2, "η̃ values"] * both.loc[2, "seeds"] * 2
+    ghost = experiments.study_protocol(load_study("ghost-bn", "scaled"))
+    assert ghost.loc[64, "also varied"] == "bn_batch_size: 2, 4, 8, 16, 32, 64"
 
 
 def test_published_studies_are_what_make_studies_runs():

@@ -34,7 +34,7 @@ from .train import TrainConfig, config_hash
 __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run", "missing_note",
            "study_label", "study_protocol", "process_hours", "cost_summary", "cell_summary",
            "seed_spread", "noise_margin", "NEAR_BEST", "best_per_batch", "good_range",
-           "edges_reached", "Verdict", "MARGIN_FLOOR", "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES",
+           "edges_reached", "edges_overview", "Verdict", "MARGIN_FLOOR", "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES",
            "SCALED_TARGET_CPU_HOURS", "verdict_small_batches_best", "verdict_range_shrinks",
            "verdict_bn_widens_gap", "curves_by_batch", "ghost_cells", "ghost_table",
            "verdict_small_bn_batch", "verdict_bn_batch_independent", "verdict_warmup", "CAVEATS",
@@ -299,6 +299,24 @@ def edges_reached(summary: pd.DataFrame, margin: float, by=("batch_size",)) -> p
                      "inside": first["log2_base_lr"] < best["log2_base_lr"]
                      < last["log2_base_lr"]})
     return pd.DataFrame(rows).set_index(by)
+
+
+def edges_overview(edges: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """:func:`edges_reached` tables of several sets of runs (by label) as one row per set and
+    one column per m: each cell the best log2 eta_tilde, followed by what the window misses
+    ("no slow side", "no failing side", "best at an end"), if anything."""
+    def cell(row) -> str:
+        missing = [what for what, ok in (("no slow side", row["slow_side"]),
+                                         ("no failing side", row["failing_side"]),
+                                         ("best at an end", row["inside"])) if not ok]
+        return str(int(row["best"])) + (f" ({', '.join(missing)})" if missing else "")
+
+    rows = {label: {m: cell(row) for m, row in table.iterrows()}
+            for label, table in edges.items()}
+    overview = pd.DataFrame.from_dict(rows, orient="index")
+    overview = overview[sorted(overview.columns)].fillna("")
+    overview.columns.name, overview.index.name = "m", "runs"
+    return overview
 
 
 @dataclass(frozen=True)

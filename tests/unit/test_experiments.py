@@ -184,6 +184,11 @@ def test_edges_reached(stored):
     # a window that stops at its best: not inside
     cut = cells[~((cells["batch_size"] == 4) & (cells["log2_base_lr"] > -4))]
     assert not experiments.edges_reached(cut, margin=0.035).loc[4, "inside"]
+    # the overview: one row per set of runs, one column per m, what is missing spelled out
+    overview = experiments.edges_overview({"all": edges, "cut": experiments.edges_reached(
+        cut[cut["batch_size"] == 4], margin=0.035)})
+    assert overview.loc["all"].to_dict() == {4: "-4", 64: "-5 (no slow side)"}
+    assert overview.loc["cut"].to_dict() == {4: "-4 (no failing side, best at an end)", 64: ""}
 
 
 @pytest.mark.parametrize("bn,none,verdict", [

@@ -610,6 +610,10 @@ def accuracy_heatmap(cells: pd.DataFrame, title: str, note: str = "") -> go.Figu
     return fig
 
 
+# Distinct colours for the sets of runs one figure compares (up to seven; then they repeat).
+SERIES_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
+
+
 def best_and_range(studies: dict, margin: float, title: str, note: str = "",
                    own: bool = True) -> go.Figure:
     """Left: the best median test accuracy against m (bars: min to max over seeds at that
@@ -626,9 +630,8 @@ def best_and_range(studies: dict, margin: float, title: str, note: str = "",
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=(
         "best test accuracy against m",
         f"η̃ within {100 * margin:.1f} points of {reference} best, against m"))
-    palette = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
     for k, (label, (best, ranges)) in enumerate(studies.items()):
-        colour = palette[k % len(palette)]
+        colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
         sizes = [int(m) for m in best.index]
         fig.add_trace(go.Scatter(
             x=sizes, y=best["median"], mode="lines+markers", name=label, legendgroup=label,
@@ -662,9 +665,12 @@ def best_and_range(studies: dict, margin: float, title: str, note: str = "",
     fig.update_xaxes(**axis)
     fig.update_yaxes(title_text="test accuracy (median of last 5 epochs)", row=1, col=1)
     fig.update_yaxes(title_text="log2 η̃", dtick=1, row=1, col=2)
+    # one legend line per set of runs (the labels are long), hung below the axis titles
+    legend_room = 24 * len(studies)
     fig.update_layout(title=_title_box(_with_note(title, note)),
-                      height=500 + _note_room(note), margin=dict(t=110 + _note_room(note)),
-                      legend=dict(orientation="h", y=-0.2))
+                      height=500 + _note_room(note) + legend_room,
+                      margin=dict(t=110 + _note_room(note), b=90 + legend_room),
+                      legend=dict(orientation="h", yanchor="top", y=-0.3, x=0))
     return fig
 
 

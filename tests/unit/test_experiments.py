@@ -277,7 +277,8 @@ def test_curves_by_batch_take_the_median_over_seeds(tmp_path):
     fig = figures.training_curves_by_batch(fixed, "curves")
     assert len(fig.data) == 4 * 2 and len(fig.layout.sliders[0].steps) == 3
     # top row against examples seen (256 a epoch for both m here), bottom against steps
-    assert list(fig.data[0].x) == [256, 512] and list(fig.data[4].x) == [64, 128]  # m = 4: 64 steps an epoch
+    assert list(fig.data[0].x) == [256, 512]
+    assert list(fig.data[4].x) == [64, 128]  # m = 4: 64 steps an epoch
     assert fig.layout.xaxis.title.text == "examples seen (one epoch = 256)"
     assert list(fig.layout.xaxis.tickvals) == [256, 512]
     assert list(fig.layout.xaxis.ticktext) == ["256", "512"]

@@ -35,7 +35,7 @@ __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run"
            "study_label", "study_protocol", "process_hours", "cost_summary", "cell_summary",
            "seed_spread", "noise_margin", "NEAR_BEST", "best_per_batch", "good_range",
            "edges_reached", "edges_overview", "Verdict", "MARGIN_FLOOR", "PUBLISHED_STUDIES",
-           "FULL_ONLY_STUDIES",
+           "FULL_ONLY_STUDIES", "verdict_table",
            "SCALED_TARGET_CPU_HOURS", "verdict_small_batches_best", "verdict_range_shrinks",
            "verdict_bn_widens_gap", "curves_by_batch", "ghost_cells", "ghost_table",
            "verdict_small_bn_batch", "verdict_bn_batch_independent", "verdict_warmup", "CAVEATS",
@@ -534,6 +534,23 @@ CAVEATS = {
         "accuracy of one run is noisier than the median of five epochs the margin is "
         "measured on"),
 }
+
+
+def verdict_table(rows, runs: bool = True) -> tuple[pd.DataFrame, str]:
+    """A chapter's claims table from (where, Verdict) pairs: one row per verdict (which runs,
+    unless ``runs`` is False; the paper's claim; our measurement; the verdict), and the rules
+    as markdown, each claim's rule stated once rather than in every row that uses it."""
+    columns = ["runs", "paper's claim", "our measurement", "verdict"]
+    table = pd.DataFrame([{"runs": where, **verdict.as_row()} for where, verdict in rows],
+                         columns=columns + ["rule"])[columns if runs else columns[1:]]
+    rules: dict[str, list[str]] = {}
+    for _, verdict in rows:
+        if verdict.rule not in rules.setdefault(verdict.claim, []):
+            rules[verdict.claim].append(verdict.rule)
+    text = "\n".join(f"- *{claim}*: " + "; or, where stated, ".join(texts) + "."
+                     for claim, texts in rules.items())
+    return table, ("**Rules** (margin: the noise margin named in each measurement):\n\n" + text
+                   if rules else "")
 
 
 def discussion(rows) -> str:

@@ -422,6 +422,22 @@ def test_variants_leave_a_study_without_extra_axis_whole(stored):
     assert sides[experiments.study_label(stored.study)] is stored
 
 
+def test_verdict_table_states_each_rule_once():
+    first = experiments.Verdict("claim A", "0.9 against 0.8", "rule a", "agrees")
+    second = experiments.Verdict("claim A", "0.7 against 0.8", "rule a", "disagrees")
+    third = experiments.Verdict("claim B", "too few", "rule b", "inconclusive")
+    table, rules = experiments.verdict_table([("runs 1", first), ("runs 2", second),
+                                              ("runs 1", third)])
+    assert list(table.columns) == ["runs", "paper's claim", "our measurement", "verdict"]
+    assert table["verdict"].tolist() == ["agrees", "disagrees", "inconclusive"]
+    assert rules.count("rule a") == 1 and "- *claim A*: rule a." in rules
+    assert "- *claim B*: rule b." in rules
+    alone, _ = experiments.verdict_table([("runs 1", third)], runs=False)
+    assert list(alone.columns) == ["paper's claim", "our measurement", "verdict"]
+    empty, no_rules = experiments.verdict_table([])
+    assert empty.empty and no_rules == ""
+
+
 def test_discussion_groups_verdicts_and_explains_what_is_not_confirmed():
     agree = experiments.Verdict(experiments.CLAIM_SMALL_BEST, "x", "r", "agrees")
     open_ = experiments.Verdict(experiments.CLAIM_RANGE_SHRINKS, "y", "r", "inconclusive")

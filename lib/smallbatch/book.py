@@ -45,6 +45,16 @@ WIDGET_VIEW_MIMETYPE = "application/vnd.jupyter.widget-view+json"
 PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
 
 
+# A cell of the book build runs for at most this long: the build reads stored results
+# (smoke-scale runs are seconds), so a cell still running after it is stuck, and the
+# build stops with an error naming the notebook instead of waiting for CI's time limit.
+CELL_TIMEOUT_S = 1200
+
+# How often the build's kernel client re-checks its sockets while it waits for the kernel
+# (see _patient_client_class).
+REPOLL_S = 1.0
+
+
 class BookBuildError(RuntimeError):
     """The book could not be built; the message says which notebook or step failed."""
 
@@ -85,6 +95,43 @@ def _toc_documents(root: Path) -> list[Path]:
     return docs
 
 
+def _patient_client_class():
+    """An asynchronous kernel client that never waits on a socket for more than REPOLL_S.
+
+    nbclient waits for the kernel's replies with no time limit. pyzmq's asyncio poller is
+    woken by the socket's file descriptor, and that wake-up can be missed: the book build
+    then hung, at random, in a cell that displays a figure in an ipywidgets Output (nbclient
+    issue #312), the kernel idle with its reply sent. A poll that times out checks the
+    socket itself, so waiting in steps of REPOLL_S finds such a message within a second.
+    """
+    from queue import Empty
+
+    from jupyter_client.asynchronous import AsyncKernelClient
+    from jupyter_client.channels import AsyncZMQSocketChannel
+    from traitlets import Type
+
+    class PatientChannel(AsyncZMQSocketChannel):
+        async def get_msg(self, timeout: float | None = None):
+            if timeout is not None and timeout <= REPOLL_S:
+                return await super().get_msg(timeout)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                step = REPOLL_S if deadline is None else min(
+                    REPOLL_S, max(0.0, deadline - time.monotonic()))
+                try:
+                    return await super().get_msg(step)
+                except Empty:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
+
+    class PatientKernelClient(AsyncKernelClient):
+        shell_channel_class = Type(PatientChannel)
+        iopub_channel_class = Type(PatientChannel)
+        control_channel_class = Type(PatientChannel)
+
+    return PatientKernelClient
+
+
 def kernel_manager_class(log_file: Path | None = None, *, stored_only: bool = False):
     """A kernel manager class whose ``python3`` kernel is this interpreter (sys.executable).
 
@@ -93,7 +140,8 @@ def kernel_manager_class(log_file: Path | None = None, *, stored_only: bool = Fa
     build looks only at a spec made here from ipykernel's own for ``sys.executable``, so
     a fresh virtualenv from requirements.txt needs no ``ipykernel install`` step. The spec
     also sets SMALLBATCH_BOOK_BUILD=1 in the kernel's environment. papermill hands the
-    class to nbclient, which then owns (starts and shuts down) each kernel.
+    class to nbclient, which then owns (starts and shuts down) each kernel. Its clients
+    re-check their sockets every REPOLL_S while they wait (:func:`_patient_client_class`).
 
     Args:
         log_file: where the kernel process's own stdout/stderr go (its log lines, and
@@ -119,10 +167,16 @@ def kernel_manager_class(log_file: Path | None = None, *, stored_only: bool = Fa
         def get_kernel_spec(self, kernel_name, *args, **kwargs):
             return KernelSpec(resource_dir="", name=kernel_name, **spec)
 
+    patient_client = _patient_client_class()
+
     class BookKernelManager(AsyncKernelManager):
         @default("kernel_spec_manager")
         def _book_kernel_spec_manager(self):
             return BookKernelSpecManager()
+
+        @default("client_factory")
+        def _book_client_factory(self):
+            return patient_client
 
         @default("transport_encryption")
         def _book_transport_encryption(self):
@@ -168,7 +222,7 @@ def _execute_one(src: Path, dst: Path, scale: str, cwd: Path, stored_only: bool)
             progress_bar=False,
             log_output=False,
             start_timeout=120,
-            execution_timeout=None,
+            execution_timeout=CELL_TIMEOUT_S,
         )
     except PapermillExecutionError as exc:
         raise BookBuildError(

@@ -35,6 +35,43 @@ def test_kernel_is_this_interpreter():
     assert spec.env[render.BUILD_ENV_VAR] == "1"
 
 
+def test_the_kernel_client_waits_in_short_polls(monkeypatch):
+    """A missed socket wake-up must not hang the build: the client's channels wait in steps
+    of at most REPOLL_S (each ends with a real check of the socket), and a finite timeout
+    still ends in Empty."""
+    import asyncio
+    from queue import Empty
+
+    from jupyter_client.channels import AsyncZMQSocketChannel
+
+    from smallbatch import book
+
+    client_class = kernel_manager().client_factory
+    channel_class = client_class.shell_channel_class.default_value
+    assert client_class.iopub_channel_class.default_value is channel_class
+    steps = []
+
+    async def fake_get_msg(self, timeout=None):
+        steps.append(timeout)
+        if len(steps) < 4 or timeout is None:
+            raise Empty
+        return {"msg": "reply"}
+
+    monkeypatch.setattr(AsyncZMQSocketChannel, "get_msg", fake_get_msg)
+    monkeypatch.setattr(book, "REPOLL_S", 0.01)
+    channel = object.__new__(channel_class)
+    assert asyncio.run(channel.get_msg()) == {"msg": "reply"}  # no time limit: it waits
+    assert len(steps) == 4 and all(0 < step <= 0.01 for step in steps)
+
+    async def never(self, timeout=None):
+        await asyncio.sleep(timeout)
+        raise Empty
+
+    monkeypatch.setattr(AsyncZMQSocketChannel, "get_msg", never)
+    with pytest.raises(Empty):
+        asyncio.run(channel.get_msg(timeout=0.05))
+
+
 def test_renderer_is_activated_only_in_the_book_build(monkeypatch):
     import plotly.io as pio
 

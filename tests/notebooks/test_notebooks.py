@@ -45,3 +45,16 @@ def test_quickstart_shows_its_training_curves(built_book):
     figures = [h for h in html if "Plotly.newPlot" in h]
     assert len(figures) == 1
     assert "Cross-entropy loss" in figures[0] and "Synthetic" in figures[0]
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name.startswith("2")],
+                         ids=lambda p: p.name)
+def test_experiments_chapters_fold_their_code_behind_a_toggle(path):
+    """The experiments chapters are read for their figures, tables and verdicts; the code
+    that computes them is one click away (Jupyter Book's hide-input), not hidden."""
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"
+            and "parameters" not in c.metadata.get("tags", [])]
+    assert code and all("hide-input" in c.metadata.get("tags", []) for c in code)
+    assert not any("remove-input" in c.metadata.get("tags", []) or
+                   "remove-cell" in c.metadata.get("tags", []) for c in code)

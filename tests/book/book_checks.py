@@ -57,6 +57,22 @@ def html_pages(html_dir: Path) -> list[Path]:
     return sorted(p for p in html_dir.rglob("*.html") if "_static" not in p.parts)
 
 
+_TEX_IN_DOLLARS = re.compile(r"\$[^$\n]{1,80}\$")
+
+
+def raw_dollar_math(page: Path) -> list[str]:
+    """``$...$`` TeX left as text on a page (outside code, scripts and math): markdown that
+    was not parsed with dollarmath, e.g. a cell's displayed Markdown."""
+    soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
+    for tag in soup.find_all(["script", "style", "pre", "code"]):
+        tag.decompose()
+    for tag in soup.find_all(class_="math"):
+        tag.decompose()
+    text = soup.get_text(" ")
+    return [hit for hit in _TEX_IN_DOLLARS.findall(text)
+            if any(mark in hit for mark in ("\\", "_", "{", "=", "^"))]
+
+
 def remote_loads(page: Path) -> list[str]:
     """URLs on another host that the page would load (scripts, styles, fonts, images)."""
     soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
@@ -132,7 +148,8 @@ class PageReport:
     screenshot: Path | None = None
 
 
-WAIT_MS = 15_000  # per wait; a healthy page is ready in well under a second
+WAIT_MS = 30_000  # per wait; a healthy page is ready in well under a second
+LOAD_MS = 120_000  # a page's load and network idle (playwright's default: 30 s)
 
 _JS_MATHJAX_READY = """() => !document.querySelector('.math') ||
     (window.MathJax && MathJax.startup && MathJax.startup.promise)"""
@@ -271,8 +288,10 @@ def open_pages(html_dir: Path, pages: list[Path], screenshot_dir: Path | None = 
                 m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e, report=report: report.page_errors.append(str(e)))
 
-            page.goto(report.url, wait_until="load")
-            page.wait_for_load_state("networkidle")
+            # generous limits: the pages load only local files, but a machine busy with
+            # other work (a CI runner, or sweeps) can take far longer than an idle one
+            page.goto(report.url, wait_until="load", timeout=LOAD_MS)
+            page.wait_for_load_state("networkidle", timeout=LOAD_MS)
             try:
                 page.wait_for_function(_JS_FIGURES_DRAWN, timeout=WAIT_MS)
             except PlaywrightTimeout:

@@ -190,6 +190,14 @@ def test_notebooks_in_the_repository_are_untouched_and_without_outputs(built_boo
                     f"{path.name}: committed with outputs")
 
 
+def test_no_page_shows_tex_as_raw_dollars(built_book):
+    """A cell's displayed Markdown is parsed like the pages (nb_render_markdown_format:
+    myst), so its $...$ is rendered as math rather than shown as TeX."""
+    shown = {page.name: book_checks.raw_dollar_math(page)
+             for page in book_checks.html_pages(built_book.html)}
+    assert not {name: hits for name, hits in shown.items() if hits}
+
+
 def test_no_page_loads_anything_from_outside(built_book):
     pages = book_checks.html_pages(built_book.html)
     assert len(pages) >= len(PAGES)

@@ -132,6 +132,11 @@ def _axis_value_label(axis: str, value) -> str:
     return f"{axis} = {value}"
 
 
+def _extra_axes(study: Study) -> list[str]:
+    """The axes a study's grid varies besides m, eta_tilde and the seed (sorted)."""
+    return sorted({name for block in study.blocks for name, _ in block} - set(CELL_AXES))
+
+
 def variants(data: StudyData) -> dict[str, StudyData]:
     """A study split along every axis its grid varies besides m, eta_tilde and the seed.
 
@@ -139,7 +144,7 @@ def variants(data: StudyData) -> dict[str, StudyData]:
     set of runs with augmentation and one without. Keys are labels (:func:`study_label` plus
     the side); a study without such an axis is returned whole under its label.
     """
-    axes = sorted({name for block in data.study.blocks for name, _ in block} - set(CELL_AXES))
+    axes = _extra_axes(data.study)
     label = study_label(data.study)
     if not axes:
         return {label: data}
@@ -320,6 +325,14 @@ def edges_overview(edges: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return overview
 
 
+def _at_window_end(edges: pd.DataFrame | None, keys) -> list:
+    """The ``keys`` (m, or (m, m_BN)) whose best sits at an end of its eta_tilde window in
+    ``edges`` (:func:`edges_reached`); none without edges."""
+    if edges is None:
+        return []
+    return [key for key in keys if key in edges.index and not edges.loc[key, "inside"]]
+
+
 @dataclass(frozen=True)
 class Verdict:
     """One row of a chapter's claims table."""
@@ -384,7 +397,7 @@ def study_protocol(study: Study) -> pd.DataFrame:
     from .sweep import training_examples
     from .train import warmup_steps
 
-    axes = sorted({name for block in study.blocks for name, _ in block} - set(CELL_AXES))
+    axes = _extra_axes(study)
     rows = {}
     for config in validate_study(study):
         row = rows.setdefault(config.batch_size, {"lrs": set(), "seeds": set(), "trials": 0,
@@ -398,6 +411,7 @@ def study_protocol(study: Study) -> pd.DataFrame:
         row["lrs"].add(round(math.log2(config.base_lr)))
         row["seeds"].add(config.seed)
         row["trials"] += 1
+    warms_up = any(row["warmup"] for row in rows.values())
     table = []
     for m, row in sorted(rows.items()):
         low, high = min(row["lrs"]), max(row["lrs"])
@@ -411,7 +425,7 @@ def study_protocol(study: Study) -> pd.DataFrame:
             line["also varied"] = "; ".join(
                 f"{axis}: " + ", ".join(str(v) for v in sorted(values, key=_none_last))
                 for axis, values in row["axes"].items())
-        if any(r["warmup"] for r in rows.values()):
+        if warms_up:
             line["warm-up steps"] = ", ".join(
                 str(warmup_steps(steps, f)) for f in sorted(row["warmup"])) \
                 if steps and row["warmup"] else None
@@ -607,16 +621,11 @@ def verdict_small_batches_best(best: pd.DataFrame, margin: float,
     measurement = (f"best m = {top_m} ({top:.4f}); best m >= {LARGE_BATCHES}: "
                    f"m = {large_top_m} ({large.max():.4f}); margin {margin:.4f}")
 
-    def at_window_end(sizes) -> list[int]:
-        if edges is None:
-            return []
-        return [int(m) for m in sizes if m in edges.index and not edges.loc[m, "inside"]]
-
     verdict = "inconclusive"
     if top_m <= SMALL_BATCHES and (top - large.max()) > margin:
-        verdict, unsure = "agrees", at_window_end(large.index)
+        verdict, unsure = "agrees", _at_window_end(edges, [int(m) for m in large.index])
     elif top_m >= LARGE_BATCHES and (top - small.max()) > margin:
-        verdict, unsure = "disagrees", at_window_end(small.index)
+        verdict, unsure = "disagrees", _at_window_end(edges, [int(m) for m in small.index])
     if verdict != "inconclusive" and unsure:
         measurement += (f"; but the best of m = {', '.join(map(str, unsure))} is at an end of "
                         "its η̃ window, so it may be higher beyond it")
@@ -817,9 +826,8 @@ def verdict_small_bn_batch(table: pd.DataFrame, margin: float,
     measurement = "; ".join(parts) + f"; margin {margin:.4f}"
     verdict = ("agrees" if all(g > margin for g in gains) else
                "disagrees" if all(g < -margin for g in gains) else "inconclusive")
-    if verdict != "inconclusive" and edges is not None:
-        unsure = [key for key in losers[verdict]
-                  if key in edges.index and not edges.loc[key, "inside"]]
+    if verdict != "inconclusive":
+        unsure = _at_window_end(edges, losers[verdict])
         if unsure:
             measurement += ("; but the best η̃ of (m, m_BN) = "
                             + ", ".join(f"({m}, {b})" for m, b in unsure)
@@ -884,18 +892,13 @@ def verdict_warmup(with_warmup: pd.DataFrame, without: pd.DataFrame, small_best:
                 Verdict(CLAIM_WARMUP_GAP, "no common m stored", gap_rule,
                         "inconclusive")]
 
-    def at_end(edges: pd.DataFrame | None, losing: list[int]) -> list[int]:
-        if edges is None:
-            return []
-        return [m for m in losing if m in edges.index and not edges.loc[m, "inside"]]
-
     helps = ("agrees" if all(g > margin for g in gains.values()) else
              "disagrees" if any(g < -margin for g in gains.values()) else "inconclusive")
     helps_measurement = ("; ".join(f"m = {m}: {with_warmup.loc[m, 'median']:.4f} with, "
                                    f"{without.loc[m, 'median']:.4f} without ({gains[m]:+.4f})"
                                    for m in sizes) + f"; margin {margin:.4f}")
-    unsure = (at_end(edges_without, sizes) if helps == "agrees" else
-              at_end(edges_with, [m for m in sizes if gains[m] < -margin])
+    unsure = (_at_window_end(edges_without, sizes) if helps == "agrees" else
+              _at_window_end(edges_with, [m for m in sizes if gains[m] < -margin])
               if helps == "disagrees" else [])
     if unsure:
         side = "without" if helps == "agrees" else "with"
@@ -907,7 +910,7 @@ def verdict_warmup(with_warmup: pd.DataFrame, without: pd.DataFrame, small_best:
               "disagrees" if all(g <= margin for g in gaps.values()) else "inconclusive")
     gap_measurement = (f"best at m <= 32 without warm-up {small_best:.4f}; "
                        + "; ".join(f"m = {m} with warm-up: gap {gaps[m]:+.4f}" for m in sizes))
-    unsure = at_end(edges_with, sizes) if closed == "agrees" else []
+    unsure = _at_window_end(edges_with, sizes) if closed == "agrees" else []
     if unsure:
         gap_measurement += ("; but the best η̃ with warm-up at m = " + ", ".join(map(str, unsure))
                             + " is at an end of its window, so it may be higher beyond it")

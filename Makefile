@@ -1,7 +1,11 @@
 # The two commands of the README. Each creates the virtual environment on first use
 # (.venv, from requirements.txt) and reinstalls when requirements.txt or pyproject.toml change.
-#   make book            execute the notebooks (papermill) and build the book into _build/html
-#   make test            run the whole test suite (unit, notebook smoke runs, book + browser)
+#   make book            execute the notebooks (papermill) and build the book into _build/html;
+#                        needs nothing outside pip (no data set, no browser)
+#   make test            run the whole test suite (unit, notebook smoke runs, book + browser);
+#                        first `make system`: Debian's Fashion-MNIST and Chromium
+#   make system          install what the tests need from outside pip, when missing: as root
+#                        with apt-get, else stop with the command to run
 #   make studies         train every published study at SCALE that is not stored yet
 #                        (resumable; the book's experiments chapters read the results)
 # Options: make book SCALE=smoke|scaled|full   PYTHON=python3.11   VENV=.venv
@@ -15,13 +19,34 @@ STAMP := $(VENV)/.installed
 STUDIES ?= resnet-bn resnet-nobn warmup ghost-bn alexnet-bn alexnet-convbn alexnet-nobn cifar-augment
 WORKERS ?= 2
 
-.PHONY: book test studies venv clean
+# What the tests need from Debian: (package, a file it installs).
+FASHION_MNIST_FILE := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: book test studies venv system clean
 
 book: $(STAMP)
 	$(PY) -m smallbatch.book --scale $(SCALE)
 
-test: $(STAMP)
+test: $(STAMP) system
 	$(PY) -m pytest
+
+system:
+	@missing=""; \
+	[ -f $(FASHION_MNIST_FILE) ] || missing="$$missing dataset-fashion-mnist"; \
+	[ -x $(CHROMIUM) ] || missing="$$missing chromium"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "make system: installing from Debian:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing \
+	    || exit 1; \
+	else \
+	  echo "make test needs, from Debian:$$missing (the data tests and reproduction checks" \
+	       "read Fashion-MNIST; the browser test drives Chromium). Install them with:" >&2; \
+	  echo "  sudo apt-get install -y$$missing" >&2; \
+	  echo "then run make test again." >&2; \
+	  exit 1; \
+	fi
 
 studies: $(STAMP)
 	for study in $(STUDIES); do \

@@ -34,7 +34,7 @@ from .render import BUILD_ENV_VAR
 
 __all__ = [
     "BookBuildError", "build_book", "kernel_manager", "kernel_manager_class", "main",
-    "toc_notebooks",
+    "merge_parameters", "toc_notebooks",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # lib/smallbatch/book.py -> repository
@@ -132,7 +132,8 @@ def _patient_client_class():
     return PatientKernelClient
 
 
-def kernel_manager_class(log_file: Path | None = None, *, stored_only: bool = False):
+def kernel_manager_class(log_file: Path | None = None, *, stored_only: bool = False,
+                         no_data: bool = False):
     """A kernel manager class whose ``python3`` kernel is this interpreter (sys.executable).
 
     The notebooks' kernelspec says ``python3``, which Jupyter resolves through a search
@@ -148,7 +149,11 @@ def kernel_manager_class(log_file: Path | None = None, *, stored_only: bool = Fa
             output written straight to the file descriptors); None: this terminal.
         stored_only: set SMALLBATCH_STORED_ONLY=1 in the kernel too, so that a result
             missing from results/ is an error rather than a run made during the build.
+        no_data: set SMALLBATCH_NO_DATA=1 in the kernel too (``smallbatch.data``): no
+            data set on disk loads, whatever this machine has installed, so a notebook
+            that reaches the data loader fails the build.
     """
+    from .data import NO_DATA_ENV
     from .results import STORED_ONLY_ENV
 
     import zmq
@@ -159,7 +164,8 @@ def kernel_manager_class(log_file: Path | None = None, *, stored_only: bool = Fa
 
     spec = get_kernel_dict()
     spec["argv"][0] = sys.executable
-    spec["env"] = {BUILD_ENV_VAR: "1", STORED_ONLY_ENV: "1" if stored_only else "0"}
+    spec["env"] = {BUILD_ENV_VAR: "1", STORED_ONLY_ENV: "1" if stored_only else "0",
+                   NO_DATA_ENV: "1" if no_data else "0"}
     spec["display_name"] = "Python 3 (smallbatch book)"
     spec = {k: v for k, v in spec.items() if KernelSpec.class_traits().get(k) is not None}
 
@@ -196,12 +202,15 @@ def kernel_manager_class(log_file: Path | None = None, *, stored_only: bool = Fa
     return BookKernelManager
 
 
-def kernel_manager(log_file: Path | None = None, *, stored_only: bool = False):
+def kernel_manager(log_file: Path | None = None, *, stored_only: bool = False,
+                   no_data: bool = False):
     """An (unstarted) kernel manager for the book's ``python3`` kernel."""
-    return kernel_manager_class(log_file, stored_only=stored_only)(kernel_name="python3")
+    return kernel_manager_class(log_file, stored_only=stored_only,
+                                no_data=no_data)(kernel_name="python3")
 
 
-def _execute_one(src: Path, dst: Path, scale: str, cwd: Path, stored_only: bool) -> float:
+def _execute_one(src: Path, dst: Path, scale: str, cwd: Path, stored_only: bool,
+                 no_data: bool) -> float:
     """Run one notebook with papermill into dst; return seconds taken."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -217,7 +226,8 @@ def _execute_one(src: Path, dst: Path, scale: str, cwd: Path, stored_only: bool)
             parameters={"scale": scale},
             kernel_name="python3",
             language="python",
-            kernel_manager_class=kernel_manager_class(log_file, stored_only=stored_only),
+            kernel_manager_class=kernel_manager_class(log_file, stored_only=stored_only,
+                                                      no_data=no_data),
             cwd=str(cwd),
             progress_bar=False,
             log_output=False,
@@ -256,11 +266,55 @@ def _executed_scale(path: Path) -> str | None:
 class _CleanReport:
     widget_outputs: int = 0
     hidden_cells: int = 0
+    parameters_merged: bool = False
+
+
+def merge_parameters(nb) -> bool:
+    """One parameters cell, with the values the notebook ran with (changed in place).
+
+    papermill leaves the notebook's own cell (tag ``parameters``, e.g. ``scale = "smoke"
+    # smoke | scaled | full``) and adds its own after it (tag ``injected-parameters``) with
+    the values it ran: a page would show both. Each assignment in the notebook's cell takes
+    its injected value, keeping its comment; the injected cell goes. Returns whether there
+    was an injected cell.
+    """
+    import ast
+
+    cells = nb.cells
+    tagged = [i for i, c in enumerate(cells)
+              if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    if not tagged:
+        return False
+    injected = cells[tagged[0]]
+    values = {node.targets[0].id: ast.get_source_segment(injected.source, node.value)
+              for node in ast.parse(injected.source).body
+              if isinstance(node, ast.Assign) and len(node.targets) == 1
+              and isinstance(node.targets[0], ast.Name)}
+    own = [i for i, c in enumerate(cells)
+           if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if own:
+        cell = cells[own[0]]
+        lines = cell.source.splitlines()
+        seen = set()
+        for node in ast.parse(cell.source).body:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and isinstance(node.targets[0], ast.Name)
+                    and node.targets[0].id in values and node.lineno == node.end_lineno):
+                row = node.lineno - 1
+                line = lines[row]
+                lines[row] = (line[:node.value.col_offset] + values[node.targets[0].id]
+                              + line[node.value.end_col_offset:])
+                seen.add(node.targets[0].id)
+        lines += [f"{name} = {value}" for name, value in values.items() if name not in seen]
+        cell.source = "\n".join(lines)
+        del cells[tagged[0]]
+    return True
 
 
 def clean_for_static_page(nb, name: str) -> _CleanReport:
     """Make an executed notebook (nbformat node, changed in place) fit a static page.
 
+    - one parameters cell, with the values it ran with (:func:`merge_parameters`);
     - the saved widget state (``metadata.widgets``) goes: myst-nb would load require.js
       and the widget manager from CDNs to replay it, and the page cannot run it anyway;
     - widget outputs go; a code cell left with no output at all is an ipywidgets cell,
@@ -269,6 +323,7 @@ def clean_for_static_page(nb, name: str) -> _CleanReport:
       is an error: it would be invisible in the book.
     """
     report = _CleanReport()
+    report.parameters_merged = merge_parameters(nb)
     nb.metadata.pop("widgets", None)
     for index, cell in enumerate(nb.cells):
         if cell.get("cell_type") != "code":
@@ -395,7 +450,10 @@ def build_book(
         verbose: show jupyter-book's full output.
         compute_missing: at scales other than smoke the notebooks read stored results
             only, and a missing one fails the build (naming it); True lets them compute
-            and store what is missing instead (minutes to hours). Smoke always computes.
+            and store what is missing instead (minutes to hours). Smoke always computes,
+            on synthetic data. Without it, no data set on disk loads in the build
+            (``$SMALLBATCH_NO_DATA=1`` in the kernels): a notebook that reaches the data
+            loader fails the build, on any machine.
     """
     from .presets import SCALES  # the one list of scale names (imports torch: not at import)
 
@@ -436,7 +494,8 @@ def build_book(
         if rel in selected:
             _say(f"executing {rel.as_posix()} ...")
             seconds = _execute_one(root / rel, dst, scale, cwd=root,
-                                   stored_only=scale != "smoke" and not compute_missing)
+                                   stored_only=scale != "smoke" and not compute_missing,
+                                   no_data=not compute_missing)
             _say(f"executed {rel.as_posix()} in {seconds:.1f} s -> {dst}")
             executed[rel] = dst
         elif dst.is_file() and _executed_scale(dst) == scale:

@@ -41,6 +41,8 @@ __all__ = [
     "DATASETS",
     "DATASET_LABELS",
     "DataError",
+    "NO_DATA_ENV",
+    "data_switched_off",
     "ImageData",
     "NUM_CLASSES",
     "StreamedImageData",
@@ -95,6 +97,14 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 AUGMENT_PAD = 4  # pixels of padding before the random crop (paper: pad 4)
 
 _DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+# The one switch that takes every data set on disk away: with $SMALLBATCH_NO_DATA=1,
+# load_data finds no data set anywhere (not the data root, not $SMALLBATCH_DATA, not the
+# system paths such as /usr/share/datasets) and raises DataError before looking. Only the
+# synthetic data sets load. The book build sets it in its kernels (smallbatch.book): the
+# published book is built from results/ alone, so any notebook that reaches the loader
+# fails the build, on every machine, whatever data sets it has installed.
+NO_DATA_ENV = "SMALLBATCH_NO_DATA"
 _FASHION_MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
     "train_labels": "train-labels-idx1-ubyte.gz",
@@ -125,6 +135,11 @@ class DataError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- paths
+
+
+def data_switched_off() -> bool:
+    """True when ``$SMALLBATCH_NO_DATA=1``: no data set on disk is looked for or loaded."""
+    return os.environ.get(NO_DATA_ENV, "") == "1"
 
 
 def default_data_root(root: str | os.PathLike[str] | None = None) -> Path:
@@ -1082,6 +1097,13 @@ def load_data(
     """
     if name not in DATASETS:
         raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
+    if data_switched_off() and name not in _SYNTHETIC_SHAPES:
+        raise DataError(
+            f"{name}: no data set is loaded here: {NO_DATA_ENV}=1 switches off every data "
+            "location (the data root, $SMALLBATCH_DATA and the system paths). The book "
+            "build sets it: the published book reads stored results only, so whatever "
+            "loaded data here must read a stored record instead (or build the book with "
+            f"--compute-missing). Unset {NO_DATA_ENV} to load data sets.")
     subsets = {}
     for argument, value in (("train_subset", train_subset), ("test_subset", test_subset)):
         try:

@@ -148,14 +148,41 @@ class PageReport:
     screenshot: Path | None = None
 
 
-WAIT_MS = 30_000  # per wait; a healthy page is ready in well under a second
-LOAD_MS = 120_000  # a page's load and network idle (playwright's default: 30 s)
+WAIT_MS = 30_000  # per condition; a healthy page meets each in well under a second
+LOAD_MS = 120_000  # a page's load event (playwright's default: 30 s)
 
-_JS_MATHJAX_READY = """() => !document.querySelector('.math') ||
-    (window.MathJax && MathJax.startup && MathJax.startup.promise)"""
+# What a page must reach before it is inspected, in order: (what, a JavaScript predicate).
+# Each is waited for on its own, bounded by WAIT_MS, and a timeout is reported with the
+# page and the condition's name. Nothing waits for "network idle": a page that holds a
+# connection open, or keeps a timer, would never reach it though it works (CI saw a page
+# that loaded in 1.4 s and never became idle).
+READY_CONDITIONS = (
+    ("the figures to draw", """() => Array.from(document.querySelectorAll('.plotly-graph-div'))
+        .every(gd => gd.querySelector('svg.main-svg'))"""),
+    ("the sliders to be drawn", """() => Array.from(document.querySelectorAll(
+        '.plotly-graph-div')).every(gd => {
+          const n = ((gd.layout && gd.layout.sliders) || []).length;
+          return gd.querySelectorAll('g.slider-container rect.slider-rail-touch-rect')
+                   .length >= n; })"""),
+    ("MathJax to typeset every equation", """() => {
+        const maths = Array.from(document.querySelectorAll('.math'));
+        return maths.length === 0 || (window.MathJax && MathJax.startup
+            && maths.every(m => m.querySelector('mjx-container'))); }"""),
+    ("the fonts to load", "() => document.fonts.status === 'loaded'"),
+)
 
-_JS_FIGURES_DRAWN = """() => Array.from(document.querySelectorAll('.plotly-graph-div'))
-    .every(gd => gd.querySelector('svg.main-svg'))"""
+
+def wait_until_ready(page, report: "PageReport", wait_ms: int = WAIT_MS) -> None:
+    """Wait for each of READY_CONDITIONS in turn; a condition not met within ``wait_ms``
+    goes to ``report.page_errors`` as "timed out after N s waiting for <condition>"."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for what, predicate in READY_CONDITIONS:
+        try:
+            page.wait_for_function(predicate, timeout=wait_ms, polling=100)
+        except PlaywrightTimeout:
+            report.page_errors.append(f"timed out after {wait_ms / 1000:.0f} s waiting for {what}")
+
 
 _JS_INSPECT = r"""() => {
   const divs = Array.from(document.querySelectorAll('.plotly-graph-div'));
@@ -210,7 +237,8 @@ def _check_sliders(page) -> tuple[int, list[str]]:
                         const t0 = Date.now();
                         (function poll() {{
                           if (gd.layout.sliders[{s}].active === {target}) return resolve();
-                          if (Date.now() - t0 > 5000) return reject('slider did not move');
+                          if (Date.now() - t0 > {WAIT_MS})
+                            return reject("slider did not move within {WAIT_MS // 1000} s");
                           setTimeout(poll, 50);
                         }})();
                     }})"""
@@ -288,21 +316,16 @@ def open_pages(html_dir: Path, pages: list[Path], screenshot_dir: Path | None = 
                 m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e, report=report: report.page_errors.append(str(e)))
 
-            # generous limits: the pages load only local files, but a machine busy with
+            # a generous limit: the pages load only local files, but a machine busy with
             # other work (a CI runner, or sweeps) can take far longer than an idle one
-            page.goto(report.url, wait_until="load", timeout=LOAD_MS)
-            page.wait_for_load_state("networkidle", timeout=LOAD_MS)
             try:
-                page.wait_for_function(_JS_FIGURES_DRAWN, timeout=WAIT_MS)
+                page.goto(report.url, wait_until="load", timeout=LOAD_MS)
             except PlaywrightTimeout:
-                report.page_errors.append("timed out waiting for the figures to draw")
-            try:  # MathJax loads deferred; wait until it has typeset the page
-                page.wait_for_function(_JS_MATHJAX_READY, timeout=WAIT_MS)
-                page.evaluate("() => window.MathJax && MathJax.startup ? "
-                              "MathJax.startup.promise.then(() => true) : true")
-            except PlaywrightTimeout:
-                report.page_errors.append("timed out waiting for MathJax")
-            page.wait_for_load_state("networkidle")  # fonts MathJax asked for
+                report.page_errors.append(f"did not load within {LOAD_MS / 1000:.0f} s")
+                page.close()
+                reports.append(report)
+                continue
+            wait_until_ready(page, report)
             for key, value in page.evaluate(_JS_INSPECT).items():
                 setattr(report, key, value)
             if screenshot_dir is not None:
@@ -311,7 +334,6 @@ def open_pages(html_dir: Path, pages: list[Path], screenshot_dir: Path | None = 
                 page.screenshot(path=str(shot), full_page=True)
                 report.screenshot = shot
             report.sliders_checked, report.slider_failures = _check_sliders(page)
-            page.wait_for_load_state("networkidle")
             page.close()
             reports.append(report)
     return reports

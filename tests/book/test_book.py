@@ -29,10 +29,16 @@ PAGES = ["book/intro.html", "notebooks/00_quickstart.html"]
 
 
 def test_kernel_is_this_interpreter():
+    from smallbatch.data import NO_DATA_ENV
+    from smallbatch.results import STORED_ONLY_ENV
+
     spec = kernel_manager().kernel_spec
     assert spec.argv[0] == sys.executable
     assert spec.argv[1:3] == ["-m", "ipykernel_launcher"]
     assert spec.env[render.BUILD_ENV_VAR] == "1"
+    assert spec.env[NO_DATA_ENV] == spec.env[STORED_ONLY_ENV] == "0"
+    spec = kernel_manager(stored_only=True, no_data=True).kernel_spec
+    assert spec.env[NO_DATA_ENV] == spec.env[STORED_ONLY_ENV] == "1"
 
 
 def test_the_kernel_client_waits_in_short_polls(monkeypatch):
@@ -147,6 +153,59 @@ def test_a_failing_notebook_fails_the_build_naming_notebook_and_error(tmp_path):
     assert "ValueError: boom at smoke" in message
     assert source.read_bytes() == before
     assert not (tmp_path / "_build" / "html").exists()
+
+
+def _one_notebook_book(root: Path, *cells) -> Path:
+    (root / "_config.yml").write_text("title: t\n")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: intro\n"
+                                   "chapters:\n  - file: notebooks/chapter\n")
+    (root / "intro.md").write_text("# t\n")
+    (root / "notebooks").mkdir()
+    source = root / "notebooks" / "chapter.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('scale = "smoke"  # smoke | scaled | full',
+                                  metadata={"tags": ["parameters"]}), *cells]), source)
+    return source
+
+
+def test_a_notebook_that_reaches_the_data_loader_fails_the_build(tmp_path, monkeypatch):
+    """The book is built from results/ alone: in its kernels no data set loads, even one
+    that this machine has (here a data root holding Fashion-MNIST files), so a notebook
+    that reaches the loader fails the build, naming itself and the switch."""
+    from smallbatch import data
+
+    holder = tmp_path / "data" / "fashion-mnist"
+    holder.mkdir(parents=True)
+    for file_name in data._FASHION_MNIST_FILES.values():
+        (holder / file_name).write_bytes(b"")
+    monkeypatch.setenv("SMALLBATCH_DATA", str(tmp_path / "data"))
+    book_root = tmp_path / "book"
+    book_root.mkdir()
+    _one_notebook_book(book_root, nbformat.v4.new_code_cell(
+        "from smallbatch.data import load_data\nload_data('fashion-mnist')"))
+    with pytest.raises(BookBuildError) as failure:
+        build_book("scaled", root=book_root, build_dir=book_root / "_build")
+    message = str(failure.value)
+    assert "notebooks/chapter.ipynb" in message and "DataError" in message
+    assert f"{data.NO_DATA_ENV}=1" in message
+
+
+def test_an_executed_notebook_keeps_one_parameters_cell_with_its_values():
+    from smallbatch.book import merge_parameters
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# t"),
+        nbformat.v4.new_code_cell('scale = "smoke"  # smoke | scaled | full\nseed = 0',
+                                  metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell('# Parameters\nscale = "scaled"\nextra = [1, 2]\n',
+                                  metadata={"tags": ["injected-parameters"]}),
+        nbformat.v4.new_code_cell("print(scale)"),
+    ])
+    assert merge_parameters(nb) is True
+    assert [c.source for c in nb.cells[1:]] == [
+        'scale = "scaled"  # smoke | scaled | full\nseed = 0\nextra = [1, 2]', "print(scale)"]
+    assert merge_parameters(nb) is False  # nothing injected: unchanged
+    assert len(nb.cells) == 3
 
 
 def test_the_extension_fails_a_build_that_would_load_from_a_cdn(tmp_path):
@@ -307,11 +366,33 @@ def test_the_published_book_is_built_from_stored_results_only(built_scaled_book)
             assert all(commit[:10] in shown for commit in data.commits), name
 
 
-def test_every_page_works_offline_in_a_browser(built_book):
+@pytest.mark.parametrize("scale", ["smoke", "scaled"])
+def test_every_notebook_page_shows_one_parameters_cell_with_its_scale(scale, request):
+    import re
+
+    built = request.getfixturevalue("built_book" if scale == "smoke" else "built_scaled_book")
+    pages = sorted((built.html / "notebooks").glob("*.html"))
+    assert pages
+    for page in pages:
+        soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
+        inputs = [div.get_text() for div in soup.select("div.cell_input")]
+        assigning = [text for text in inputs if re.search(r"^\s*scale\s*=", text, re.M)]
+        assert len(assigning) == 1, (page.name, assigning)
+        assert re.search(rf'^\s*scale\s*=\s*"{scale}"', assigning[0], re.M), page.name
+        assert "injected-parameters" not in page.read_text(encoding="utf-8"), page.name
+
+
+@pytest.mark.parametrize("scale", ["smoke", "scaled"])
+def test_every_page_works_offline_in_a_browser(scale, request):
+    """Every page of the smoke build and of the published (scaled) build, in Chromium:
+    figures drawn, equations typeset, sliders that move their figure, nothing loaded from
+    outside. Each wait is for a named condition and bounded (book_checks.READY_CONDITIONS);
+    a timeout names its page and condition."""
     _need_browser()
 
-    pages = book_checks.html_pages(built_book.html)
-    reports = book_checks.open_pages(built_book.html, pages, SCREENSHOTS)
+    built = request.getfixturevalue("built_book" if scale == "smoke" else "built_scaled_book")
+    pages = book_checks.html_pages(built.html)
+    reports = book_checks.open_pages(built.html, pages, SCREENSHOTS / scale)
     problems = []
     for r in reports:
         for label, items in [("request outside 127.0.0.1", r.outside_requests),

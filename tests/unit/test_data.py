@@ -50,6 +50,7 @@ def _real_cifar10_jpeg_root() -> Path | None:
 def _isolated_environment(monkeypatch, tmp_path):
     """No test reads the user's data root or writes the user's cache."""
     monkeypatch.delenv("SMALLBATCH_DATA", raising=False)
+    monkeypatch.delenv(data.NO_DATA_ENV, raising=False)
     monkeypatch.setenv("SMALLBATCH_CACHE", str(tmp_path / "cache"))
 
 
@@ -350,6 +351,37 @@ def test_smallbatch_data_env_is_searched_before_debian(monkeypatch, tmp_path):
     with pytest.raises(DataError) as caught:
         load_data("fashion-mnist")
     assert str(broken) in str(caught.value) and "gzip" in str(caught.value)
+
+
+def test_the_no_data_switch_finds_no_data_set_anywhere(monkeypatch, tmp_path):
+    """$SMALLBATCH_NO_DATA=1: every data set on disk is refused before any path is looked
+    at: a data root and $SMALLBATCH_DATA that hold it, and the system path (Debian's, here
+    made to hold it too); the synthetic data sets still load."""
+    root = tmp_path / "root"
+    (root / "fashion-mnist").mkdir(parents=True)
+    debian = tmp_path / "debian"
+    debian.mkdir()
+    for folder in (root / "fashion-mnist", debian):
+        for file_name in data._FASHION_MNIST_FILES.values():
+            _write_gzip(folder / file_name, b"never read")
+    (root / data.CIFAR10_JPEG_TARBALL).write_bytes(b"never read")
+    monkeypatch.setattr(data, "_DEBIAN_FASHION_MNIST", debian)
+    monkeypatch.setenv("SMALLBATCH_DATA", str(root))
+    with pytest.raises(DataError, match="gzip|IDX|corrupt"):  # without the switch: read
+        load_data("fashion-mnist")
+    monkeypatch.setenv(data.NO_DATA_ENV, "1")
+    on_disk = [name for name in DATASETS if not name.startswith("synthetic")]
+    assert {"fashion-mnist", "cifar10-jpeg", "imagenet"} <= set(on_disk)
+    for name in on_disk:
+        for where in ({}, {"root": root}):
+            with pytest.raises(DataError, match=f"{data.NO_DATA_ENV}=1") as caught:
+                load_data(name, download=True, **where)
+            assert name in str(caught.value) and "--compute-missing" in str(caught.value)
+    assert load_data("synthetic", train_subset=20, test_subset=10).num_train == 20
+    assert load_data("synthetic-rgb", train_subset=20, test_subset=10).num_test == 10
+    monkeypatch.setenv(data.NO_DATA_ENV, "0")
+    with pytest.raises(DataError, match="gzip|IDX|corrupt"):
+        load_data("fashion-mnist")
 
 
 def test_missing_fashion_mnist_lists_paths_tried_and_fixes(monkeypatch, tmp_path):

@@ -16,7 +16,8 @@ SCALE ?= scaled
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-STUDIES ?= resnet-bn resnet-nobn warmup ghost-bn alexnet-bn alexnet-convbn alexnet-nobn cifar-augment
+# STUDIES: default, the published ones (smallbatch.analysis.PUBLISHED_STUDIES, their one list)
+STUDIES ?=
 WORKERS ?= 2
 
 # What the tests need from Debian: (package, a file it installs).
@@ -26,7 +27,7 @@ CHROMIUM := /usr/bin/chromium
 .PHONY: book test studies venv system clean
 
 book: $(STAMP)
-	$(PY) -m smallbatch.book --scale $(SCALE)
+	$(PY) -m smallbatch_book --scale $(SCALE)
 
 test: $(STAMP) system
 	$(PY) -m pytest
@@ -49,7 +50,7 @@ system:
 	fi
 
 studies: $(STAMP)
-	for study in $(STUDIES); do \
+	for study in $(or $(STUDIES),$$($(PY) -c 'from smallbatch.analysis import PUBLISHED_STUDIES as s; print(*s)')); do \
 	  $(VENV)/bin/smallbatch sweep $$study --scale $(SCALE) --executor processes \
 	    --workers $(WORKERS) --threads 1 || exit 1; \
 	done

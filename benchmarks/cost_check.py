@@ -1,7 +1,7 @@
 """Check the full-scale cost estimate against real training on this machine.
 
 ``full_cost.py`` estimates a study's wall time from lock-step SGD steps timed on random
-inputs (``smallbatch.sweep.calibrate_rates``). Real training also loads and augments the
+inputs (``smallbatch.studies.calibrate_rates``). Real training also loads and augments the
 data, draws batches and evaluates the test set after every epoch. This script trains one
 epoch of the first lock-step ensemble of each chosen batch size of a study at the full
 scale, on real data, and sets its wall-clock rate (training examples per second, the test
@@ -27,7 +27,7 @@ from pathlib import Path
 from smallbatch.data import load_data
 from smallbatch.ensemble import train_ensemble
 from smallbatch.provenance import measurement_header, write_measurement
-from smallbatch.sweep import Study, calibrate_rates, ensemble_groups, load_study
+from smallbatch.studies import Study, calibrate_rates, ensemble_groups, load_study
 from smallbatch.train import prepare_device, resolve_device
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -3,10 +3,10 @@ on examples per ensemble step.
 
 A sweep trains the trials of one m together as a lock-step ensemble of at most
 ``max_ensemble`` members and at most ``max_step_examples // m`` of them
-(``smallbatch.sweep.ensemble_groups``). The cap of 64 examples per step was measured on a
+(``smallbatch.studies.ensemble_groups``). The cap of 64 examples per step was measured on a
 2-core CPU, where larger ensembles ran slower than separate runs (``throughput.py``). This
 script times each m of a study at the full scale under several caps
-(``smallbatch.sweep.calibrate_rates``, random inputs of CIFAR's shape) and writes the rates
+(``smallbatch.studies.calibrate_rates``, random inputs of CIFAR's shape) and writes the rates
 and each cap's estimated wall time for the study:
 
     .venv/bin/python benchmarks/ensemble_cap.py --device cuda --caps 64 256 1024 4096
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from smallbatch.provenance import measurement_header, write_measurement
-from smallbatch.sweep import MAX_STEP_EXAMPLES, calibrate_rates, dry_run, load_study
+from smallbatch.studies import MAX_STEP_EXAMPLES, calibrate_rates, dry_run, load_study
 from smallbatch.train import resolve_device
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -2,7 +2,7 @@
 
 For every named study at ``--scale full``: its trials and training examples (the dry run),
 and the training rate of its lock-step ensembles at each batch size, timed on random inputs
-of the data's shape (``smallbatch.sweep.calibrate_rates``: no data set needed); the
+of the data's shape (``smallbatch.studies.calibrate_rates``: no data set needed); the
 estimated wall time is examples / rate, summed over the trials. Runs with a different
 batch-norm batch (ghost BN) are costed at the ordinary-BN rate of the same m.
 
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from smallbatch.provenance import measurement_header, write_measurement
-from smallbatch.sweep import calibrate_rates, dry_run, load_study, study_names
+from smallbatch.studies import calibrate_rates, dry_run, load_study, study_names
 from smallbatch.train import resolve_device
 
 RESULTS = Path(__file__).resolve().parent / "results"

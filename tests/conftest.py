@@ -21,7 +21,7 @@ class BuiltBook:
 
 def _build(scale: str, tmp: Path) -> BuiltBook:
     """The real repository's book, built at ``scale`` into ``tmp``."""
-    from smallbatch.book import build_book
+    from smallbatch_book.build import build_book
 
     before = {p: p.read_bytes() for p in sorted((REPO / "notebooks").glob("*.ipynb"))}
     started = time.perf_counter()

@@ -1,8 +1,34 @@
 """smallbatch: an interactive, reproducible study of batch size and learning rate in SGD.
 
-Reproduces and extends Masters and Luschi (2018), "Revisiting Small Batch Training for Deep
-Neural Networks". Modules: data (data sets as tensors), models, train (one run), results
-(the store), presets (the smoke / scaled / full scales), figures, book (the build), cli.
+Tests and extends Masters and Luschi (2018), "Revisiting Small Batch Training for Deep
+Neural Networks". The map, from the research core to what the book shows. Imports go one
+way, with no cycle and no side effect at import: cli, analysis and studies use theory,
+store and the core; the core (ensemble, train) uses data, models and provenance; figures
+take DataFrames and import nothing of the package.
+
+The research core
+    models       the paper's networks (ResNet-8/20/32/50, the reduced AlexNet, ghost BN)
+    train        one run: TrainConfig, the paper's rules (schedule, divergence, the
+                 headline metric), the readable training loop
+    ensemble     many runs in lock-step on the same batches; tested against train
+    data/        the data sets: a registry, the on-device core, the file readers, ImageNet
+    provenance   where a result came from (commit, device, machine)
+    store        the record store: runs and measurements as JSON, keyed by config hash;
+                 reads and writes, trains nothing
+    presets      the named scales (smoke, scaled, full) and every size derived from them
+
+By book part
+    theory/      "The argument": closed forms (scaling, the noisy quadratic model) and the
+                 measurements on real networks (gradient noise, stale gradients)
+    studies/     "How the grids are trained": a study's spec (YAML grid to configs) apart
+                 from its execution (executors, run_study, dry run); the study YAML files
+    analysis/    "The experiments": cell statistics, the paper's claims and their rules,
+                 the report tables
+    figures/     shared style, then one module per book part
+    cli          the ``smallbatch`` command line
+
+The web-book toolchain (build, static plotly renderer, Sphinx extension) is a separate
+package, ``smallbatch_book``; nothing here imports it.
 """
 
 __version__ = "0.1.0"

@@ -3,10 +3,10 @@
     smallbatch train --data fashion-mnist --model resnet8 --batch-size 32 --base-lr 2^-8 --json
     smallbatch sweep smoke --scale smoke [--dry-run] [--executor processes --workers 2]
     smallbatch results smoke --scale smoke
-    smallbatch book --scale smoke
 
 Every TrainConfig field is an option of ``train`` (``--batch-size``, ``--base-lr`` ...);
-learning rates may be written as powers of two (``2^-8`` or ``2**-8``).
+learning rates may be written as powers of two (``2^-8`` or ``2**-8``). The book is built
+by the toolchain outside this package: ``python -m smallbatch_book`` (``make book``).
 """
 
 from __future__ import annotations
@@ -15,25 +15,20 @@ import argparse
 import dataclasses
 import json
 import math
-import re
 import sys
 import typing
 
-__all__ = ["main", "parse_number"]
-
-_POWER = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(?:\^|\*\*)\s*(-?\d+(?:\.\d+)?)\s*$")
+__all__ = ["main"]
 
 
-def parse_number(text: str) -> float:
-    """A float, or a power written as ``2^-8`` / ``2**-8``."""
-    match = _POWER.match(text)
-    if match:
-        return float(match.group(1)) ** float(match.group(2))
+def _number(text: str) -> float:
+    """:func:`~smallbatch.studies.spec.parse_number` for argparse, its message kept."""
+    from .studies.spec import parse_number  # imports torch: not at import of the CLI
+
     try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number (write e.g. 0.004, 2^-8 or 2**-8)") from None
+        return parse_number(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _optional(parse):
@@ -65,17 +60,17 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=_boolean, default=field.default, metavar="BOOL",
                                 help=help_text)
         elif typing.get_origin(base) is tuple or base is tuple:
-            parser.add_argument(flag, type=parse_number, nargs="*", default=field.default,
+            parser.add_argument(flag, type=_number, nargs="*", default=field.default,
                                 help=help_text)
         else:
-            parse = {int: int, float: parse_number, str: str}[base]
+            parse = {int: int, float: _number, str: str}[base]
             parser.add_argument(flag, type=_optional(parse) if optional else parse,
                                 default=field.default, help=help_text)
 
 
 def _train(args: argparse.Namespace) -> int:
     from .data import DataError
-    from .results import save_result
+    from .store import save_result
     from .train import ConfigError, TrainConfig, train
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
@@ -105,9 +100,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from .results import RecordError
+    from .store import RecordError
     from .data import DataError
-    from .sweep import (MAX_STEP_EXAMPLES, StudyError, calibrate_rates, dry_run, load_study,
+    from .studies import (MAX_STEP_EXAMPLES, StudyError, calibrate_rates, dry_run, load_study,
                         run_study)
 
     if args.max_step_examples is None:
@@ -150,7 +145,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _stored_rates(study, results_dir) -> dict[int, float]:
     """Examples/s of a whole ensemble by batch size, from this study's stored records."""
-    from .results import load_records
+    from .store import load_records
 
     records = load_records(results_dir or study.results_dir, warn=False).results.values()
     rates: dict[int, list[float]] = {}
@@ -183,8 +178,8 @@ def _print_dry_run(study, table, source: str) -> None:
 
 
 def _results(args: argparse.Namespace) -> int:
-    from .results import load_records, trials_frame
-    from .sweep import StudyError, load_study
+    from .store import load_records, trials_frame
+    from .studies import StudyError, load_study
 
     try:
         study = load_study(args.study, args.scale)
@@ -210,20 +205,19 @@ def _results(args: argparse.Namespace) -> int:
     return 0
 
 
-def _book(args: argparse.Namespace) -> int:
-    from .book import main as book_main
-
-    return book_main(args.book_args)
-
-
 def _add_study_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scale", default="scaled", choices=("smoke", "scaled", "full"),
+    from .presets import SCALES
+
+    parser.add_argument("--scale", default="scaled", choices=SCALES,
                         help="the study's size (default scaled)")
     parser.add_argument("--results", default=None, metavar="DIR",
                         help="records folder (default results/<study>/<scale>)")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .ensemble import METHODS
+    from .studies.run import EXECUTORS
+
     parser = argparse.ArgumentParser(
         prog="smallbatch",
         description="Batch size and learning rate in SGD (Masters and Luschi, 2018).")
@@ -252,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
                               help="with --dry-run: time a few steps of each batch size here "
                                    "to estimate the wall time")
     sweep_parser.add_argument("--executor", default="inline",
-                              choices=("inline", "processes", "dask"),
+                              choices=EXECUTORS,
                               help="inline (default): this process; processes: local worker "
                                    "processes; dask: a Dask cluster")
     sweep_parser.add_argument("--workers", type=int, default=2,
@@ -266,9 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
                               help="most trials per lock-step ensemble (default 16)")
     sweep_parser.add_argument("--max-step-examples", type=int, default=None, metavar="N",
                               help="most examples per step of a whole ensemble, K x m "
-                                   "(default: smallbatch.sweep.MAX_STEP_EXAMPLES, sized on a "
+                                   "(default: smallbatch.studies.MAX_STEP_EXAMPLES, sized on a "
                                    "2-core CPU; benchmarks/ensemble_cap.py measures others)")
-    sweep_parser.add_argument("--method", default="auto", choices=("auto", "grouped", "vmap"),
+    sweep_parser.add_argument("--method", default="auto", choices=METHODS,
                               help="lock-step implementation (default auto)")
     sweep_parser.add_argument("--data-root", default=None)
     sweep_parser.add_argument("--device", default="auto")
@@ -279,11 +273,6 @@ def build_parser() -> argparse.ArgumentParser:
     results_parser.add_argument("study", help="a named study or a study YAML file")
     _add_study_options(results_parser)
     results_parser.set_defaults(handler=_results)
-
-    book_parser = commands.add_parser("book", help="execute the notebooks and build the book",
-                                      add_help=False)
-    book_parser.add_argument("book_args", nargs=argparse.REMAINDER)
-    book_parser.set_defaults(handler=_book)
     return parser
 
 

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
-import statistics
 import time
 import warnings
 from typing import Callable, Sequence
@@ -41,8 +39,9 @@ from torch import Tensor, nn
 from .data import ImageData
 from .models import BasicBlock as CifarBasicBlock
 from .models import CifarResNet, GhostBatchNorm, ReducedAlexNet, count_parameters
-from .train import (ConfigError, EpochMetrics, TrainConfig, TrainResult, lr_at_step,
-                    provenance, setup_run, validate)
+from .provenance import run_provenance
+from .train import (ConfigError, EpochMetrics, TrainConfig, TrainResult, divergence_threshold,
+                    has_diverged, lr_at_step, run_result, setup_run, validate)
 
 __all__ = [
     "OPTIMISER_FIELDS",
@@ -483,7 +482,7 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
     batch_size = shared.batch_size
     steps_per_epoch = data.steps_per_epoch(batch_size)
     total_steps = steps_per_epoch * shared.num_epochs
-    threshold = shared.divergence_loss or 10 * math.log(data.num_classes)
+    threshold = divergence_threshold(shared, data.num_classes)
     peak_lrs = [config.peak_lr for config in configs]
     schedules = [dict(milestones=c.lr_milestones, decay=c.lr_decay, warmup=c.warmup,
                       warmup_fraction=c.warmup_fraction) for c in configs]
@@ -534,8 +533,8 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
                 bar.set_postfix(loss=f"{min(live):.3f}", live=len(live), refresh=False)
                 window_loss.zero_()
                 window_steps = 0
-                newly = [k for k in range(members) if active[k] and
-                         (not math.isfinite(window_means[k]) or window_means[k] > threshold)]
+                newly = [k for k in range(members)
+                         if active[k] and has_diverged(window_means[k], threshold)]
                 if newly:
                     now = time.perf_counter() - start
                     for k in newly:
@@ -569,7 +568,7 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
     bar.close()
     wall_time = time.perf_counter() - start
 
-    record = provenance(device)
+    record = run_provenance(device)
     # The ensemble's throughput: all K members' training examples per second.
     ensemble_rate = members * step * batch_size / wall_time if wall_time > 0 else 0.0
     record.update(ensemble_size=members, ensemble_method=ensemble.method,
@@ -577,20 +576,12 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
     results = []
     for k, config in enumerate(configs):
         if diverged[k] is None:
-            status, diverged_epoch, diverged_step, member_time = "complete", None, None, wall_time
-            headline = statistics.median(e.test_accuracy for e in epochs[k][-5:])
-            num_steps = step
+            diverged_at, num_steps, member_time = None, step, wall_time
         else:
-            status, headline = "diverged", None
-            diverged_epoch, diverged_step, member_time = diverged[k]
-            num_steps = diverged_step
-        results.append(TrainResult(
-            config=config,
-            status=status,
-            epochs=epochs[k],
-            test_accuracy=headline,
-            diverged_epoch=diverged_epoch,
-            diverged_step=diverged_step,
+            diverged_epoch, num_steps, member_time = diverged[k]
+            diverged_at = (diverged_epoch, num_steps)
+        results.append(run_result(
+            config, epochs[k], diverged_at,
             num_steps=num_steps,
             num_parameters=num_parameters,
             data_label=data.label,

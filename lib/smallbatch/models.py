@@ -22,6 +22,7 @@ import torch.nn.functional as F
 __all__ = [
     "MODELS",
     "BATCH_NORM_CHOICES",
+    "BATCH_NORM_LABELS",
     "GhostBatchNorm",
     "ReducedAlexNet",
     "CifarResNet",
@@ -36,6 +37,10 @@ MODELS: tuple[str, ...] = ("alexnet", *_RESNET_DEPTHS, "resnet50")
 
 # "conv": BN after the convolutions only (the paper's AlexNet variant); "all": also after the
 # hidden fully connected layers. The ResNets have no hidden fully connected layer.
+# How each batch_norm setting is named in the book's tables and figures.
+BATCH_NORM_LABELS: dict[str, str] = {"all": "batch norm", "none": "no batch norm",
+                                     "conv": "BN on conv layers"}
+
 BATCH_NORM_CHOICES: dict[str, tuple[str, ...]] = {
     "alexnet": ("none", "conv", "all"),
     **{name: ("none", "all") for name in _RESNET_DEPTHS},

@@ -151,7 +151,7 @@ def theory_checkpoints(scale: str):
     - scaled and full: Fashion-MNIST (all 60,000 training images), at initialisation and
       after 1 and 5 epochs.
     """
-    from .measure import Checkpoint
+    from .theory.checkpoints import Checkpoint
 
     base = TrainConfig(model="resnet8", batch_norm="none", batch_size=32, base_lr=2.0 ** -10,
                        lr_milestones=(), seed=0)
@@ -187,7 +187,7 @@ def gradient_noise(scale: str) -> GradientNoiseSettings:
 @dataclass(frozen=True)
 class StaleGradientSettings:
     """Sizes for n small steps against one large step (chapter 3); the fields are those of
-    ``smallbatch.staleness.StaleGradientConfig`` less the checkpoint."""
+    ``smallbatch.theory.staleness.StaleGradientConfig`` less the checkpoint."""
 
     batch_size: int  # m: examples per small step
     max_steps: int  # n_max: n = 1, 2, 4, ..., n_max small steps against one of n m examples

@@ -1,5 +1,6 @@
-"""Where a result came from: the code's git commit (with a "-dirty" mark for local edits)
-and the machine."""
+"""Where a result came from, in one place: the code's git commit (with a "-dirty" mark for
+local edits), the device and the machine. Every stored run (:func:`run_provenance`) and
+every benchmark record (:func:`measurement_header`) takes its provenance from here."""
 
 from __future__ import annotations
 
@@ -46,6 +47,25 @@ def device_name(device) -> str:
 
     device = torch.device(device)
     return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+
+
+def run_provenance(device) -> dict:
+    """Where a run or measurement was computed: package, commit, torch, device, threads, host
+    (the ``provenance`` of every stored record)."""
+    import torch
+
+    from . import __version__
+
+    return {
+        "smallbatch_version": __version__,
+        "git_commit": git_commit(),
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "device": str(device),
+        "device_name": device_name(device),
+        "threads": torch.get_num_threads(),
+        "hostname": platform.node(),
+    }
 
 
 def measurement_header(device) -> dict:

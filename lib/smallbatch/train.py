@@ -18,7 +18,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import platform
 import statistics
 import sys
 import time
@@ -28,9 +27,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from . import __version__
 from .data import DATASETS, ImageData, load_data
 from .models import BATCH_NORM_CHOICES, MODELS, build_model, count_parameters
+from .provenance import run_provenance
 
 __all__ = [
     "LR_SCALING_RULES",
@@ -51,13 +50,22 @@ __all__ = [
     "evaluate",
     "resolve_device",
     "prepare_device",
-    "provenance",
+    "HEADLINE_EPOCHS",
+    "headline_accuracy",
+    "divergence_threshold",
+    "has_diverged",
+    "run_result",
     "tune_malloc",
 ]
 
 LR_SCALING_RULES = ("linear", "sqrt", "none")
 WEIGHT_DECAY_SCALINGS = ("per_example", "per_step")
-STATUSES = ("complete", "diverged", "failed")
+STATUSES = ("complete", "diverged", "failed")  # TrainResult.status
+
+# The paper's rules for one run, used by train() and by the lock-step ensemble alike
+# (smallbatch.ensemble), so that the two loops cannot drift apart:
+HEADLINE_EPOCHS = 5  # the headline metric: the median test accuracy of the last 5 epochs
+DIVERGENCE_LOSS_PER_LN_CLASS = 10  # default divergence threshold: 10 * ln(num_classes)
 
 
 class ConfigError(ValueError):
@@ -138,6 +146,37 @@ class TrainConfig:
         """eta: the LR of one SGD step on the mean loss, before schedule and warm-up."""
         return learning_rate(self.base_lr, self.batch_size, self.lr_scaling,
                              self.reference_batch_size)
+
+
+def headline_accuracy(epochs: list[EpochMetrics]) -> float:
+    """The paper's headline metric of a complete run: the median test accuracy of its last
+    HEADLINE_EPOCHS epochs (of all its epochs, when it has fewer)."""
+    return statistics.median(e.test_accuracy for e in epochs[-HEADLINE_EPOCHS:])
+
+
+def divergence_threshold(config: "TrainConfig", num_classes: int) -> float:
+    """The mean training loss of a check window above which a run counts as diverged:
+    ``config.divergence_loss``, else DIVERGENCE_LOSS_PER_LN_CLASS * ln(num_classes) (ten times
+    the loss of a uniform guess)."""
+    return config.divergence_loss or DIVERGENCE_LOSS_PER_LN_CLASS * math.log(num_classes)
+
+
+def has_diverged(window_mean: float, threshold: float) -> bool:
+    """The divergence check of one window: its mean loss is non-finite or above threshold."""
+    return not math.isfinite(window_mean) or window_mean > threshold
+
+
+def run_result(config: "TrainConfig", epochs: list[EpochMetrics],
+               diverged_at: tuple[int, int] | None, **measured: Any) -> "TrainResult":
+    """A finished run's result: "complete" with the headline metric, or, where
+    ``diverged_at`` gives its (epoch, step), "diverged" with no headline. ``measured``: the
+    remaining TrainResult fields (num_steps, wall_time, provenance ...)."""
+    if diverged_at is None:
+        return TrainResult(config=config, status="complete", epochs=epochs,
+                           test_accuracy=headline_accuracy(epochs), **measured)
+    epoch, step = diverged_at
+    return TrainResult(config=config, status="diverged", epochs=epochs, test_accuracy=None,
+                       diverged_epoch=epoch, diverged_step=step, **measured)
 
 
 def config_hash(config: TrainConfig) -> str:
@@ -237,6 +276,10 @@ class TrainResult:
     examples_per_second: float = 0.0   # training examples / wall_time
     provenance: dict[str, Any] = field(default_factory=dict)
     error: str | None = None           # the error of a failed run
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {self.status!r}")
 
     @property
     def config_hash(self) -> str:
@@ -380,22 +423,6 @@ def prepare_device(device: torch.device) -> None:
         torch.backends.cudnn.deterministic = True
 
 
-def provenance(device: torch.device) -> dict[str, Any]:
-    """Where a result was computed: package, commit, torch, device, threads, host."""
-    from .provenance import device_name, git_commit
-
-    return {
-        "smallbatch_version": __version__,
-        "git_commit": git_commit(),
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "device": str(device),
-        "device_name": device_name(device),
-        "threads": torch.get_num_threads(),
-        "hostname": platform.node(),
-    }
-
-
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.SGD:
     """SGD on the mean loss with lr = eta (set per step by :func:`sgd_step`).
 
@@ -504,7 +531,7 @@ def train(config: TrainConfig, *, data: ImageData | None = None, data_root=None,
 
     steps_per_epoch = data.steps_per_epoch(config.batch_size)
     total_steps = steps_per_epoch * config.num_epochs
-    threshold = config.divergence_loss or 10 * math.log(data.num_classes)
+    threshold = divergence_threshold(config, data.num_classes)
     schedule = dict(milestones=config.lr_milestones, decay=config.lr_decay,
                     warmup=config.warmup, warmup_fraction=config.warmup_fraction)
 
@@ -543,7 +570,7 @@ def train(config: TrainConfig, *, data: ImageData | None = None, data_root=None,
                 bar.set_postfix(loss=f"{window_mean:.3f}", refresh=False)
                 window_loss.zero_()
                 window_steps = 0
-                if not math.isfinite(window_mean) or window_mean > threshold:
+                if has_diverged(window_mean, threshold):
                     status, diverged_epoch, diverged_step = "diverged", epoch, step
                     break
         if status == "diverged":
@@ -562,21 +589,10 @@ def train(config: TrainConfig, *, data: ImageData | None = None, data_root=None,
     bar.close()
     wall_time = time.perf_counter() - start
 
-    headline = None
-    if status == "complete":
-        headline = statistics.median(e.test_accuracy for e in epochs[-5:])
-    result = TrainResult(
-        config=config,
-        status=status,
-        epochs=epochs,
-        test_accuracy=headline,
-        diverged_epoch=diverged_epoch,
-        diverged_step=diverged_step,
-        num_steps=step,
-        num_parameters=count_parameters(model),
-        data_label=data.label,
+    result = run_result(
+        config, epochs, None if status == "complete" else (diverged_epoch, diverged_step),
+        num_steps=step, num_parameters=count_parameters(model), data_label=data.label,
         wall_time=wall_time,
         examples_per_second=step * config.batch_size / wall_time if wall_time > 0 else 0.0,
-        provenance=provenance(device),
-    )
+        provenance=run_provenance(device))
     return (result, model) if return_model else result

@@ -17,8 +17,8 @@ import pytest
 from bs4 import BeautifulSoup
 
 import book_checks
-from smallbatch import render
-from smallbatch.book import BookBuildError, build_book, clean_for_static_page, kernel_manager
+from smallbatch_book import render
+from smallbatch_book.build import BookBuildError, build_book, clean_for_static_page, kernel_manager
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "_build" / "screenshots"
@@ -30,7 +30,7 @@ PAGES = ["book/intro.html", "notebooks/00_quickstart.html"]
 
 def test_kernel_is_this_interpreter():
     from smallbatch.data import NO_DATA_ENV
-    from smallbatch.results import STORED_ONLY_ENV
+    from smallbatch.store import STORED_ONLY_ENV
 
     spec = kernel_manager().kernel_spec
     assert spec.argv[0] == sys.executable
@@ -50,7 +50,7 @@ def test_the_kernel_client_waits_in_short_polls(monkeypatch):
 
     from jupyter_client.channels import AsyncZMQSocketChannel
 
-    from smallbatch import book
+    from smallbatch_book import build as book
 
     client_class = kernel_manager().client_factory
     channel_class = client_class.shell_channel_class.default_value
@@ -92,6 +92,38 @@ def test_renderer_is_activated_only_in_the_book_build(monkeypatch):
         assert pio.renderers.default == render.RENDERER_NAME
     finally:
         pio.renderers.default = default
+
+
+def test_the_research_package_leaves_plotly_and_the_book_toolchain_alone():
+    """Importing every smallbatch module changes no plotly state and imports no part of the
+    book toolchain (smallbatch_book, Sphinx, papermill): the build's kernels switch the
+    renderer themselves (KERNEL_STARTUP)."""
+    import subprocess
+
+    code = (
+        "import pkgutil, importlib, sys, plotly.io as pio\n"
+        "before = pio.renderers.default\n"
+        "import smallbatch\n"
+        "names = [m.name for m in pkgutil.walk_packages(smallbatch.__path__, 'smallbatch.')]\n"
+        "for name in names: importlib.import_module(name)\n"
+        "assert len(names) > 10, names\n"
+        "assert pio.renderers.default == before, pio.renderers.default\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('smallbatch_book', 'sphinx', 'papermill', 'myst_nb', 'jupyter_book'))\n"
+        "assert not bad, bad\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != render.BUILD_ENV_VAR}
+    env[render.BUILD_ENV_VAR] = "1"  # even inside the build, importing changes nothing
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_build_kernels_switch_plotly_to_the_book_renderer_at_start():
+    from smallbatch_book.build import KERNEL_STARTUP
+
+    argv = kernel_manager().kernel_spec.argv
+    assert any(arg.startswith("--IPKernelApp.exec_lines=") and KERNEL_STARTUP in arg
+               for arg in argv)
 
 
 def test_renderer_emits_html_that_needs_only_local_plotly():
@@ -173,10 +205,11 @@ def test_a_notebook_that_reaches_the_data_loader_fails_the_build(tmp_path, monke
     that this machine has (here a data root holding Fashion-MNIST files), so a notebook
     that reaches the loader fails the build, naming itself and the switch."""
     from smallbatch import data
+    from smallbatch.data import readers
 
     holder = tmp_path / "data" / "fashion-mnist"
     holder.mkdir(parents=True)
-    for file_name in data._FASHION_MNIST_FILES.values():
+    for file_name in readers._FASHION_MNIST_FILES.values():
         (holder / file_name).write_bytes(b"")
     monkeypatch.setenv("SMALLBATCH_DATA", str(tmp_path / "data"))
     book_root = tmp_path / "book"
@@ -191,7 +224,7 @@ def test_a_notebook_that_reaches_the_data_loader_fails_the_build(tmp_path, monke
 
 
 def test_an_executed_notebook_keeps_one_parameters_cell_with_its_values():
-    from smallbatch.book import merge_parameters
+    from smallbatch_book.build import merge_parameters
 
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("# t"),
@@ -209,13 +242,13 @@ def test_an_executed_notebook_keeps_one_parameters_cell_with_its_values():
 
 
 def test_the_extension_fails_a_build_that_would_load_from_a_cdn(tmp_path):
-    """smallbatch.sphinxext, in a plain Sphinx project: local MathJax, and -W catches a CDN."""
+    """smallbatch_book.sphinxext, in a plain Sphinx project: local MathJax, and -W catches a CDN."""
     from sphinx.cmd.build import build_main
 
     src = tmp_path / "src"
     src.mkdir()
     (src / "index.rst").write_text("Title\n=====\n\n.. math:: \\eta = m \\tilde\\eta\n")
-    conf = 'extensions = ["smallbatch.sphinxext"]\nhtml_theme = "basic"\n'
+    conf = 'extensions = ["smallbatch_book.sphinxext"]\nhtml_theme = "basic"\n'
     (src / "conf.py").write_text(conf)
     assert build_main(["-b", "html", "-W", "-q", str(src), str(tmp_path / "ok")]) == 0
     html = (tmp_path / "ok" / "index.html").read_text()
@@ -347,7 +380,7 @@ RESULTS_BEFORE = _results_listing()  # at collection, before any book is built
 
 
 def test_the_published_book_is_built_from_stored_results_only(built_scaled_book):
-    from smallbatch import experiments
+    from smallbatch import analysis
 
     # the build ran stored-only (a missing result would have failed it) and wrote nothing
     assert _results_listing() == RESULTS_BEFORE
@@ -359,8 +392,8 @@ def test_the_published_book_is_built_from_stored_results_only(built_scaled_book)
     # every published study with stored trials shows them with their provenance
     shown = "".join(pages[s] for s in ("20_batch_size_lr", "21_ghost_batch_norm",
                                        "22_warmup", "23_training_curves"))
-    for name in experiments.PUBLISHED_STUDIES:
-        data = experiments.study_data(name, "scaled")
+    for name in analysis.PUBLISHED_STUDIES:
+        data = analysis.study_data(name, "scaled")
         if data.total > data.missing:
             assert f"study {name} (scaled" in shown, name
             assert all(commit[:10] in shown for commit in data.commits), name

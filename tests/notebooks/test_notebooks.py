@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from smallbatch.book import toc_notebooks
+from smallbatch_book.build import toc_notebooks
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))

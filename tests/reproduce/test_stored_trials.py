@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import random
-from pathlib import Path
 
 import pytest
 import torch
@@ -39,8 +38,8 @@ from smallbatch import presets
 from smallbatch.data import DataError
 from smallbatch.ensemble import train_ensemble
 from smallbatch.provenance import cpu_name
-from smallbatch.results import load_records
-from smallbatch.sweep import load_study, study_names
+from smallbatch.store import load_records
+from smallbatch.studies import load_study, study_names
 from smallbatch.train import config_hash, train
 
 CANDIDATES = 8

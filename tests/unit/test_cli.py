@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from smallbatch.cli import main, parse_number
+from smallbatch.cli import main
+from smallbatch.studies import parse_number
 
 
 def test_parse_number_accepts_powers_of_two():

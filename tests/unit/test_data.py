@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from smallbatch import data
+from smallbatch.data import core, readers
 from smallbatch.data import (
     DATASETS,
     DataError,
@@ -260,7 +261,7 @@ def test_pad_crop_flip_outputs_are_valid_crops_covering_all_offsets_and_flips():
 
 
 def test_crop_offsets_uniform_and_flips_half():
-    dy, dx, flips = data._draw_crop_flip(18_000, torch.Generator().manual_seed(0), pad=4)
+    dy, dx, flips = core._draw_crop_flip(18_000, torch.Generator().manual_seed(0), pad=4)
     for offsets in (dy, dx):
         counts = torch.bincount(offsets, minlength=9)
         assert counts.numel() == 9 and offsets.min() == 0 and offsets.max() == 8
@@ -322,13 +323,13 @@ def test_fashion_mnist_from_debian_package(fashion_mnist):
 
 def _fashion_files(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    for file_name in data._FASHION_MNIST_FILES.values():
+    for file_name in readers._FASHION_MNIST_FILES.values():
         (folder / file_name).symlink_to(DEBIAN_FASHION_MNIST / file_name)
 
 
 @needs_fashion_mnist
 def test_fashion_mnist_torchvision_layout_without_debian_fallback(monkeypatch, tmp_path, fashion_mnist):
-    monkeypatch.setattr(data, "_DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
+    monkeypatch.setattr(readers, "_DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
     _fashion_files(tmp_path / "FashionMNIST" / "raw")
     dataset = load_data("fashion-mnist", root=tmp_path, train_subset=100, test_subset=20)
     assert (dataset.num_train, dataset.num_test) == (100, 20)
@@ -362,10 +363,10 @@ def test_the_no_data_switch_finds_no_data_set_anywhere(monkeypatch, tmp_path):
     debian = tmp_path / "debian"
     debian.mkdir()
     for folder in (root / "fashion-mnist", debian):
-        for file_name in data._FASHION_MNIST_FILES.values():
+        for file_name in readers._FASHION_MNIST_FILES.values():
             _write_gzip(folder / file_name, b"never read")
     (root / data.CIFAR10_JPEG_TARBALL).write_bytes(b"never read")
-    monkeypatch.setattr(data, "_DEBIAN_FASHION_MNIST", debian)
+    monkeypatch.setattr(readers, "_DEBIAN_FASHION_MNIST", debian)
     monkeypatch.setenv("SMALLBATCH_DATA", str(root))
     with pytest.raises(DataError, match="gzip|IDX|corrupt"):  # without the switch: read
         load_data("fashion-mnist")
@@ -385,7 +386,7 @@ def test_the_no_data_switch_finds_no_data_set_anywhere(monkeypatch, tmp_path):
 
 
 def test_missing_fashion_mnist_lists_paths_tried_and_fixes(monkeypatch, tmp_path):
-    monkeypatch.setattr(data, "_DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
+    monkeypatch.setattr(readers, "_DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
     with pytest.raises(DataError) as caught:
         load_data("fashion-mnist", root=tmp_path / "root")
     message = str(caught.value)
@@ -411,11 +412,11 @@ def test_corrupt_idx_files_name_the_file(tmp_path):
     for path, ndim, reason in ((not_gzip, 3, "gzip"), (wrong_magic, 3, "magic"), (truncated, 3, "header says"),
                                (cut_stream, 1, "gzip")):
         with pytest.raises(DataError) as caught:
-            data._read_idx(path, ndim)
+            readers._read_idx(path, ndim)
         assert str(path) in str(caught.value) and reason in str(caught.value)
     good = tmp_path / "good.gz"
     _write_gzip(good, struct.pack(">IIII", 0x00000803, 2, 2, 3) + bytes(range(12)))
-    assert np.array_equal(data._read_idx(good, 3), np.arange(12, dtype=np.uint8).reshape(2, 2, 3))
+    assert np.array_equal(readers._read_idx(good, 3), np.arange(12, dtype=np.uint8).reshape(2, 2, 3))
 
 
 # ------------------------------------------------------------------------ CIFAR
@@ -468,7 +469,7 @@ def _tiny_cifar10_jpeg_members(per_class_train: int = 2, seed: int = 0) -> dict[
 
 
 def test_cifar10_jpeg_tiny_tarball_loads_in_order_and_reuses_cache(monkeypatch, tmp_path):
-    monkeypatch.setattr(data, "_CIFAR10_JPEG_COUNTS", None)
+    monkeypatch.setattr(readers, "_CIFAR10_JPEG_COUNTS", None)
     members = _tiny_cifar10_jpeg_members()
     _write_tarball(tmp_path / "cifar10-jpeg.tar.gz", members)
     dataset = load_data("cifar10-jpeg", root=tmp_path)
@@ -481,12 +482,12 @@ def test_cifar10_jpeg_tiny_tarball_loads_in_order_and_reuses_cache(monkeypatch, 
     expected = np.asarray(Image.open(io.BytesIO(members["cifar10-jpeg/train/bird/0001.jpg"])).convert("RGB"))
     assert np.array_equal(raw[2 * 2 + 1].round().to(torch.uint8).permute(1, 2, 0).numpy(), expected)
     cache_files = list((tmp_path / "cache").glob("cifar10-jpeg-*.npz"))
-    assert len(cache_files) == 1 and data._file_sha256(tmp_path / "cifar10-jpeg.tar.gz") in cache_files[0].name
+    assert len(cache_files) == 1 and readers._file_sha256(tmp_path / "cifar10-jpeg.tar.gz") in cache_files[0].name
 
     def no_decoding(tar_path):
         raise AssertionError("decoded again although the cache holds this tarball")
 
-    monkeypatch.setattr(data, "_decode_jpeg_members", no_decoding)
+    monkeypatch.setattr(readers, "_decode_jpeg_members", no_decoding)
     cached = load_data("cifar10-jpeg", root=tmp_path)
     assert torch.equal(cached.train_x, dataset.train_x) and torch.equal(cached.test_y, dataset.test_y)
     # A different tarball is a different cache key: it must be decoded.
@@ -500,7 +501,7 @@ def test_cifar10_jpeg_verifies_counts_and_names_bad_members(monkeypatch, tmp_pat
     _write_tarball(tarball, _tiny_cifar10_jpeg_members())
     with pytest.raises(DataError, match="20 train images, expected 50000"):
         load_data("cifar10-jpeg", root=tmp_path)
-    monkeypatch.setattr(data, "_CIFAR10_JPEG_COUNTS", None)
+    monkeypatch.setattr(readers, "_CIFAR10_JPEG_COUNTS", None)
     members = _tiny_cifar10_jpeg_members()
     members["cifar10-jpeg/train/cat/0001.jpg"] = b"\xff\xd8 not really a jpeg"
     _write_tarball(tarball, members)

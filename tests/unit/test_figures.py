@@ -48,21 +48,21 @@ def test_a_long_note_wraps_under_the_title_and_makes_room_for_itself():
     long = figures.accuracy_heatmap(cells, "T", note)
     lines = long.layout.title.text.split("<br>")
     assert lines[0] == "T" and len(lines) == 4  # the title and three lines of note
-    assert all(line.startswith("<sup>") and len(line) <= figures.NOTE_WIDTH + 11
+    assert all(line.startswith("<sup>") and len(line) <= figures.style.NOTE_WIDTH + 11
                for line in lines[1:])
     assert " ".join(line[5:-6] for line in lines[1:]) == note  # nothing lost in the wrap
-    assert long.layout.margin.t == short.layout.margin.t + 2 * figures.NOTE_LINE_PX
-    assert long.layout.height == short.layout.height + 2 * figures.NOTE_LINE_PX
+    assert long.layout.margin.t == short.layout.margin.t + 2 * figures.style.NOTE_LINE_PX
+    assert long.layout.height == short.layout.height + 2 * figures.style.NOTE_LINE_PX
 
 
 def test_best_and_range_gives_each_set_of_runs_its_colour_and_legend_line():
-    from smallbatch import experiments
+    from smallbatch import analysis
 
     cells = pd.DataFrame({"batch_size": [2, 2, 4, 4], "log2_base_lr": [-3, -2, -3, -2],
                           "median": [0.8, 0.85, 0.82, 0.8], "low": [0.8, 0.84, 0.81, 0.79],
                           "high": [0.81, 0.86, 0.83, 0.8], "seeds": [3] * 4,
                           "diverged": [0] * 4})
-    pair = (experiments.best_per_batch(cells), experiments.good_range(cells, 0.01, reference="own"))
+    pair = (analysis.best_per_batch(cells), analysis.good_range(cells, 0.01, reference="own"))
     two = figures.best_and_range({f"runs {k}": pair for k in range(2)}, 0.01, "T")
     seven = figures.best_and_range({f"runs {k}": pair for k in range(7)}, 0.01, "T")
     lines = [t for t in seven.data if t.showlegend is not False]

@@ -11,10 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from smallbatch import gradnoise, presets
+from smallbatch import presets
 from smallbatch.data import load_data
-from smallbatch.measure import (Checkpoint, MeasurementError, load_measurement,
-                                measurement_path, model_at)
+from smallbatch.store import MeasurementError, load_measurement, measurement_path
+from smallbatch.theory import gradnoise
+from smallbatch.theory.checkpoints import Checkpoint, model_at
 from smallbatch.models import build_model
 from smallbatch.train import TrainConfig
 
@@ -105,15 +106,15 @@ def fake_record(exponent: float, label: str = "fake", noise: float = 0.0, seed: 
 
 
 def test_slope_fit_recovers_the_exponent_and_flags_a_wrong_one():
-    exact = gradnoise.fit_slopes([fake_record(1.0)]).set_index("rule")
+    exact = gradnoise.fit_variance_slopes([fake_record(1.0)]).set_index("rule")
     assert exact.loc["linear", "slope"] == pytest.approx(1.0, abs=1e-12)
     assert exact.loc["sqrt", "slope"] == pytest.approx(0.0, abs=1e-12)
     assert exact.loc["none", "slope"] == pytest.approx(-1.0, abs=1e-12)
     assert exact.loc["linear", "b_simple"] == pytest.approx(4.0)
-    noisy = gradnoise.fit_slopes([fake_record(1.0, noise=0.3)]).set_index("rule")
+    noisy = gradnoise.fit_variance_slopes([fake_record(1.0, noise=0.3)]).set_index("rule")
     assert noisy.loc["linear", "slope_low"] < 1.0 < noisy.loc["linear", "slope_high"]
     assert noisy["consistent"].all()
-    wrong = gradnoise.fit_slopes([fake_record(1.2, noise=0.3)]).set_index("rule")
+    wrong = gradnoise.fit_variance_slopes([fake_record(1.2, noise=0.3)]).set_index("rule")
     assert wrong.loc["linear", "slope"] == pytest.approx(1.2, abs=0.03)
     assert not wrong["consistent"].any()
 

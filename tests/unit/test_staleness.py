@@ -1,4 +1,4 @@
-"""n small steps against one large step (smallbatch.staleness): each derivation checked
+"""n small steps against one large step (smallbatch.theory.staleness): each derivation checked
 against an independent computation, in float64."""
 
 import math
@@ -10,9 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smallbatch import figures, presets, staleness
-from smallbatch.measure import MeasurementError, measurement_path, model_at
-from smallbatch.staleness import FlatModel, StaleGradientConfig
+from smallbatch import figures, presets
+from smallbatch.store import MeasurementError, measurement_path
+from smallbatch.theory import staleness
+from smallbatch.theory.checkpoints import model_at
+from smallbatch.theory.staleness import FlatModel, StaleGradientConfig
 
 
 def tiny_network() -> nn.Module:
@@ -109,7 +111,7 @@ def test_second_order_prediction_is_the_small_learning_rate_limit(smoke_network)
     at_small = frame[frame["base_lr"].isin(small)]
     assert (at_small["sign_changes"] == 0).all()
     assert abs(at_small["ratio"].iloc[0] - 1) < 0.01
-    [slope] = staleness.fit_slopes(frame, points=3)["slope"]
+    [slope] = staleness.fit_distance_slopes(frame, points=3)["slope"]
     assert slope == pytest.approx(2.0, abs=0.05)
     large = frame[frame["base_lr"] == 2.0 ** -6]
     assert abs(large["ratio"].iloc[0] - 1) > 0.1
@@ -165,9 +167,9 @@ def _synthetic_frame(power: float, bend: float) -> pd.DataFrame:
 
 
 def test_slopes_and_limits_recover_a_known_answer():
-    [fit] = staleness.fit_slopes(_synthetic_frame(2.0, 0.0)).to_dict("records")
+    [fit] = staleness.fit_distance_slopes(_synthetic_frame(2.0, 0.0)).to_dict("records")
     assert fit["slope"] == pytest.approx(2.0, abs=1e-9) and fit["ratio_at_smallest"] == 1.0
-    [fit] = staleness.fit_slopes(_synthetic_frame(3.0, 0.0)).to_dict("records")
+    [fit] = staleness.fit_distance_slopes(_synthetic_frame(3.0, 0.0)).to_dict("records")
     assert fit["slope"] == pytest.approx(3.0, abs=1e-9)
     frame = _synthetic_frame(2.0, 1.0)  # off by eta: first beyond 10% at eta = 2^-3
     for column in ("loss_a", "loss_b", "predicted_loss_a", "predicted_loss_b"):

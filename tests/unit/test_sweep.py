@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from smallbatch.results import (RecordError, epochs_frame, load_records, save_result,
+from smallbatch.store import (RecordError, epochs_frame, load_records, save_result,
                                 trials_frame)
-from smallbatch.sweep import (Study, StudyError, dry_run, ensemble_groups, load_study,
+from smallbatch.studies import (Study, StudyError, dry_run, ensemble_groups, load_study,
                               run_study, seed_major, study_names)
 from smallbatch.train import TrainResult, config_hash
 
@@ -241,7 +241,7 @@ def test_grid_blocks_are_a_union_and_overrides_apply_to_each():
 
 
 def test_threads_per_worker_are_set_and_checked():
-    from smallbatch.sweep import _make_executor
+    from smallbatch.studies.run import _make_executor
 
     inline = _make_executor("inline", 1, None, threads=1)
     assert inline.threads == 1 and "1 thread" in inline.description

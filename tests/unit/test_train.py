@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from smallbatch.data import load_data
 from smallbatch.models import build_model
-from smallbatch.results import RecordError, load_result, save_result, train_or_load
+from smallbatch.store import RecordError, load_result, save_result
+from smallbatch.studies import train_or_load
 from smallbatch.train import (ConfigError, TrainConfig, TrainResult, config_hash,
                               learning_rate, lr_at_step, make_optimizer, sgd_step, train,
                               warmup_steps)
@@ -152,8 +153,8 @@ def test_result_store_roundtrip(tmp_path, synthetic):
 
 def test_stored_only_serves_stored_runs_and_refuses_to_train_missing_ones(tmp_path, synthetic,
                                                                          monkeypatch):
-    from smallbatch.measure import measure_or_load
-    from smallbatch.results import STORED_ONLY_ENV, NotStoredError
+    from smallbatch.store import measure_or_load
+    from smallbatch.store import STORED_ONLY_ENV, NotStoredError
 
     result = train(SMOKE.replace(num_epochs=1), data=synthetic, progress=False)
     save_result(result, tmp_path)

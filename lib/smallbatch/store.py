@@ -1,4 +1,5 @@
-"""The results store: one JSON record per run, keyed by the hash of its config.
+"""The record store: one JSON record per run or measurement, keyed by the hash of its config.
+It reads and writes records; it trains and measures nothing itself.
 
 Layout: ``<results_dir>/<config_hash>.json``, each holding a :class:`~smallbatch.train.TrainResult`
 as a dict (resolved config, per-epoch metrics, status, provenance). Records are written
@@ -15,19 +16,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import hashlib
 import os
 import statistics
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
-from .train import TrainConfig, TrainResult, config_hash, train
+from .train import TrainConfig, TrainResult, config_hash
 
 __all__ = ["RecordError", "StudyRecords", "record_path", "save_result", "load_result",
-           "train_or_load", "load_records", "busy_time", "trials_frame", "epochs_frame",
+           "load_records", "busy_time", "trials_frame", "epochs_frame",
            "remove_stale_temporaries", "check_writable", "write_json_atomic",
-           "STORED_ONLY_ENV", "NotStoredError", "require_compute"]
+           "STORED_ONLY_ENV", "NotStoredError", "require_compute", "MeasurementError",
+           "measurement_hash", "measurement_path", "load_measurement", "measure_or_load"]
 
 _TEMPORARY_PREFIX = "."
 _TEMPORARY_SUFFIX = ".tmp"
@@ -54,7 +59,7 @@ def require_compute(what: str, results_dir: str | os.PathLike) -> None:
         raise NotStoredError(
             f"{what} is not stored in {results_dir}, and this process reads stored results "
             f"only ({STORED_ONLY_ENV}=1, which the book build sets at every scale but smoke). "
-            "To compute and store it: `python -m smallbatch.book --scale <scale> "
+            "To compute and store it: `python -m smallbatch_book --scale <scale> "
             "--compute-missing`, or run the notebook in Jupyter.")
 
 
@@ -100,25 +105,6 @@ def load_result(config: TrainConfig, results_dir: str | os.PathLike) -> TrainRes
     if result.config != config:
         raise RecordError(f"{path}: holds a result for a different config; delete it to "
                           "recompute the run")
-    return result
-
-
-def train_or_load(config: TrainConfig, results_dir: str | os.PathLike | None, **train_kwargs
-                  ) -> TrainResult:
-    """The stored result of ``config`` if there is one, else train it and store it.
-
-    With ``results_dir=None`` it always trains and stores nothing (smoke runs). A missing
-    record with ``$SMALLBATCH_STORED_ONLY=1`` raises :class:`NotStoredError`.
-    """
-    result = None if results_dir is None else load_result(config, results_dir)
-    if result is None:
-        if results_dir is not None:
-            require_compute(f"the run {config_hash(config)} ({config.model} on {config.data}, "
-                            f"m = {config.batch_size}, base lr {config.base_lr:g})",
-                            results_dir)
-        result = train(config, **train_kwargs)
-        if results_dir is not None:
-            save_result(result, results_dir)
     return result
 
 
@@ -263,3 +249,89 @@ def check_writable(results_dir: str | os.PathLike) -> Path:
         raise RecordError(f"results folder {directory} is not writable ({error.strerror}); "
                           "choose another with --results DIR or fix its permissions") from error
     return directory
+
+
+# ---------------------------------------------------------------- measurement records
+# A measurement (book: the theory chapters) is a frozen dataclass config (what is measured,
+# on which network, at which checkpoint) and a ``compute`` function returning a dict of
+# plain values. Its record, ``<results_dir>/<hash>.json``, holds the kind, the config, the
+# values, the wall time and the provenance; the hash is that of the kind and the config, so
+# a changed parameter never serves a stale record. :func:`measure_or_load` computes only
+# what is missing, which is how the theory notebooks rebuild from ``results/`` with no data.
+
+
+class MeasurementError(ValueError):
+    """A measurement that cannot be made or a record that cannot be read."""
+
+
+def _plain(config) -> dict[str, Any]:
+    """A measurement config as JSON-ready values (nested checkpoints and tuples included)."""
+    values = {}
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        if dataclasses.is_dataclass(value) and hasattr(value, "to_dict"):
+            value = value.to_dict()  # a nested config, e.g. a theory Checkpoint
+        elif isinstance(value, tuple):
+            value = list(value)
+        values[item.name] = value
+    return values
+
+
+def measurement_hash(kind: str, config) -> str:
+    """16 hex digits of the SHA-256 of the kind and the config's values."""
+    text = json.dumps({"kind": kind, "config": _plain(config)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def measurement_path(results_dir: str | os.PathLike, kind: str, config) -> Path:
+    return Path(results_dir) / f"{measurement_hash(kind, config)}.json"
+
+
+def load_measurement(results_dir: str | os.PathLike, kind: str, config) -> dict | None:
+    """The stored record of (kind, config), or None when there is none.
+
+    Raises:
+        MeasurementError: a record at that path that is unreadable or of another config.
+    """
+    path = measurement_path(results_dir, kind, config)
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        same = record["kind"] == kind and record["config"] == _plain(config)
+    except (ValueError, KeyError, TypeError) as error:
+        raise MeasurementError(f"{path}: not a readable measurement record ({error}); delete "
+                               "it to measure again") from error
+    if not same:
+        raise MeasurementError(f"{path}: holds a measurement of another config; delete it to "
+                               "measure again")
+    return record
+
+
+def measure_or_load(kind: str, config, compute: Callable[[], tuple[dict, Any]],
+                    results_dir: str | os.PathLike | None) -> dict:
+    """The stored record of (kind, config), else ``compute()`` it and store it.
+
+    ``compute`` returns ``(values, device)``: a dict of JSON-ready values and the
+    torch.device it ran on (for the provenance). With ``results_dir=None`` (the smoke
+    scale) it always computes and stores nothing; a missing record with
+    ``$SMALLBATCH_STORED_ONLY=1`` raises ``results.NotStoredError``. Returns the record: kind, config_hash,
+    config, values, wall_time, provenance.
+    """
+    from .provenance import run_provenance
+
+    if results_dir is not None:
+        record = load_measurement(results_dir, kind, config)
+        if record is not None:
+            return record
+        require_compute(f"the measurement {kind} {measurement_hash(kind, config)}", results_dir)
+    started = time.perf_counter()
+    values, device = compute()
+    record = {"kind": kind, "config_hash": measurement_hash(kind, config),
+              "config": _plain(config), "values": values,
+              "wall_time": time.perf_counter() - started, "provenance": run_provenance(device)}
+    if results_dir is not None:
+        write_json_atomic(record, measurement_path(results_dir, kind, config))
+    return record
+
+

@@ -19,7 +19,7 @@ constant in m when eta_tilde ~ 1/sqrt(m) (the square-root rule).
 - V(m) = E |S - m G|^2 from ``draws`` independent batches of each size m, with S from one
   ordinary backward pass of the summed loss (no per-example gradients involved).
 
-:func:`noise_frame` and :func:`fit_slopes` turn the stored records into the chapter's
+:func:`noise_frame` and :func:`fit_variance_slopes` turn the stored records into the chapter's
 tables; bootstrap intervals resample the draws (and the per-example gradients).
 """
 
@@ -33,12 +33,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .measure import Checkpoint, MeasurementError, measure_or_load, model_at
-from .train import learning_rate
+from ..store import MeasurementError, measure_or_load
+from .checkpoints import Checkpoint, model_at
+from ..train import learning_rate
 
 __all__ = ["KIND", "GradientNoiseConfig", "per_example_gradients", "summed_gradient",
            "full_gradient", "compute", "measure", "predicted_sq_deviation", "update_lr",
-           "noise_frame", "fit_slopes", "RULE_SLOPES"]
+           "noise_frame", "fit_variance_slopes", "RULE_SLOPES"]
 
 KIND = "gradient-noise"
 CHUNK = 256  # examples per forward/backward pass (memory only; results do not depend on it)
@@ -235,7 +236,7 @@ def noise_frame(records: list[dict], *, base_lr: float, reference_batch_size: in
     return pd.DataFrame(rows)
 
 
-def fit_slopes(records: list[dict], *, rules=tuple(RULE_SLOPES), confidence: float = 0.95,
+def fit_variance_slopes(records: list[dict], *, rules=tuple(RULE_SLOPES), confidence: float = 0.95,
                resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Per checkpoint and rule: the least-squares slope of log tr Cov[update] against
     log m, with a bootstrap interval (draws resampled within each m), and the predicted

@@ -4,7 +4,7 @@ Listed in ``_config.yml`` under ``sphinx.extra_extensions``. It
 
 - copies plotly.min.js from the installed plotly package into the output's ``_static``
   and loads it, synchronously in ``<head>``, on every page that contains a plotly
-  figure, so the inline ``Plotly.newPlot`` calls written by ``smallbatch.render`` find
+  figure, so the inline ``Plotly.newPlot`` calls written by ``smallbatch_book.render`` find
   ``window.Plotly`` (pages without a figure do not pay for its 4.8 MB);
 - copies MathJax 3 (the es5 ``tex-mml-chtml.js`` component and what it loads lazily:
   TeX/MathML extensions, the CHTML woff-v2 fonts, the menu, a11y and adaptors) from the
@@ -21,7 +21,7 @@ Listed in ``_config.yml`` under ``sphinx.extra_extensions``. It
   CDN, analytics), so the offline property cannot quietly regress.
 
 Nothing is written into the book's source folders: the assets are copied into the
-builder's output directory when the builder starts. See ``smallbatch.book`` for the
+builder's output directory when the builder starts. See ``smallbatch_book.build`` for the
 build itself (papermill, then ``jupyter-book build`` with execution off).
 """
 
@@ -61,7 +61,7 @@ def plotly_js_source() -> Path:
 
     path = Path(plotly.__file__).parent / "package_data" / PLOTLY_JS
     if not path.is_file():
-        raise ExtensionError(f"smallbatch.sphinxext: {path} is missing; reinstall plotly")
+        raise ExtensionError(f"smallbatch_book.sphinxext: {path} is missing; reinstall plotly")
     return path
 
 
@@ -71,12 +71,12 @@ def mathjax_es5_source() -> Path:
         import mathjax  # installed by django-static-mathjax
     except ImportError as exc:
         raise ExtensionError(
-            "smallbatch.sphinxext needs MathJax 3 as local files: "
+            "smallbatch_book.sphinxext needs MathJax 3 as local files: "
             "pip install django-static-mathjax (see requirements.txt)"
         ) from exc
     path = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
     if not (path / MATHJAX_COMPONENT).is_file():
-        raise ExtensionError(f"smallbatch.sphinxext: no {MATHJAX_COMPONENT} under {path}")
+        raise ExtensionError(f"smallbatch_book.sphinxext: no {MATHJAX_COMPONENT} under {path}")
     return path
 
 
@@ -109,7 +109,7 @@ def _on_config_inited(app: Sphinx, config: Any) -> None:
     config.mathjax_path = f"{MATHJAX_DIR}/{MATHJAX_COMPONENT}"
     # myst-nb adds require.js and the widget html-manager from CDNs to any page whose
     # notebook carries saved widget state. A static page cannot run a widget anyway, so
-    # load neither (smallbatch.book also strips the state and the widget outputs).
+    # load neither (smallbatch_book.build also strips the state and the widget outputs).
     config.nb_ipywidgets_js = {}
 
 

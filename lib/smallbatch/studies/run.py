@@ -1,31 +1,7 @@
-"""Studies: grids of runs, trained in lock-step ensembles, stored, resumed.
-
-A study is a base :class:`~smallbatch.train.TrainConfig` and a grid: for each grid axis (a
-TrainConfig field) a list of values; its trials are every combination. A study file is
-YAML::
-
-    name: lr-batch-fmnist-resnet8
-    description: test accuracy against eta_tilde for each batch size
-    base: {data: fashion-mnist, model: resnet8, num_epochs: 10}
-    grid:
-      batch_size: [2, 8, 32, 128]
-      base_lr: {pow2: [-12, 0]}        # 2^-12, 2^-11, ..., 2^0 (or a list: [2^-8, 0.01])
-      seed: [0, 1, 2]
-    scales:                            # overrides per scale (smoke / scaled / full)
-      smoke: {base: {data: synthetic, train_subset: 512, num_epochs: 1},
-              grid: {batch_size: [8, 32], base_lr: [2^-8, 2^-6], seed: [0]}}
-
-A grid may also be a list of blocks, each a product of its own axes; the study's trials are
-the union (each trial once), e.g. a learning-rate window that moves with the batch size::
-
-    grid:
-      - {batch_size: [2, 4], base_lr: {pow2: [-12, -2]}, seed: [0, 1, 2]}
-      - {batch_size: [512, 1024], base_lr: {pow2: [-16, -6]}, seed: [0, 1, 2]}
-
-A scale's ``grid`` override that is a mapping updates the axes of every block; a list
-replaces the blocks.
-
-Named studies ship in ``smallbatch/studies/``; a path to a YAML file works too.
+"""Running a study: its trials grouped into lock-step ensembles, trained by an executor
+(in-process, local worker processes or a Dask cluster, through one code path), each
+finished run stored at once; plus the dry run and the rate calibration that size a study
+before it trains (book: "The sweep engine").
 
 Running a study (:func:`run_study`) trains only the trials without a stored record: a
 killed sweep loses no finished trial, and rerunning it creates no duplicate (records are
@@ -33,15 +9,12 @@ keyed by config hash and written atomically). Trials that differ only in optimis
 settings (the learning rate, its schedule and scaling, weight decay) and share everything
 else (the seed included) train together as one lock-step ensemble on the same batch
 sequence (:mod:`smallbatch.ensemble`). Ensembles run seed by seed (the whole grid with the
-first seed, then the next), in-process, in local worker processes, or on a Dask cluster,
-through one code path: a ``concurrent.futures``-style executor.
+first seed, then the next).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as futures
-import dataclasses
-import itertools
 import math
 import os
 import time
@@ -50,158 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .ensemble import OPTIMISER_FIELDS
-from .presets import check_scale, study_dir
-from .train import ConfigError, TrainConfig, TrainResult, config_hash, validate
+from ..ensemble import OPTIMISER_FIELDS
+from ..train import TrainConfig, TrainResult, config_hash
+from .spec import Study, StudyError, training_examples, validate_study
 
-__all__ = [
-    "OPTIMISER_FIELDS",
-    "EXECUTORS",
-    "Study",
-    "StudyError",
-    "SweepReport",
-    "study_names",
-    "load_study",
-    "ensemble_groups",
-    "run_study",
-    "dry_run",
-    "calibrate_rates",
-]
-
+__all__ = ["EXECUTORS", "MAX_STEP_EXAMPLES", "SweepReport", "ensemble_groups", "seed_major",
+           "train_group", "train_or_load", "run_study", "dry_run", "calibrate_rates"]
 
 EXECUTORS = ("inline", "processes", "dask")
-
-STUDIES_DIR = Path(__file__).resolve().parent / "studies"
-
-
-class StudyError(ValueError):
-    """A study that cannot run; raised before any training starts."""
-
-
-def _parse_value(name: str, value: Any) -> Any:
-    from .cli import parse_number
-
-    if name in ("base_lr", "weight_decay", "warmup_fraction", "lr_decay", "momentum",
-                "divergence_loss") and isinstance(value, str):
-        return parse_number(value)
-    if name == "lr_milestones":
-        return tuple(value)
-    return value
-
-
-def _axis_values(name: str, values: Any) -> tuple:
-    if isinstance(values, Mapping) and set(values) == {"pow2"}:
-        low, high = values["pow2"]
-        return tuple(2.0 ** exponent for exponent in range(int(low), int(high) + 1))
-    if not isinstance(values, (list, tuple)):
-        raise StudyError(f"grid axis {name!r} must be a list of values or {{pow2: [low, high]}}, "
-                         f"got {values!r}")
-    return tuple(_parse_value(name, value) for value in values)
-
-
-@dataclass(frozen=True)
-class Study:
-    """A named grid of runs at one scale. ``trials()`` expands it."""
-
-    name: str
-    scale: str
-    base: TrainConfig
-    blocks: tuple[tuple[tuple[str, tuple], ...], ...]  # grids: ((field, values), ...) each
-    description: str = ""
-
-    @property
-    def results_dir(self) -> Path:
-        """<$SMALLBATCH_RESULTS or repo/results>/<name>/<scale>."""
-        return study_dir(self.name, self.scale)
-
-    def trials(self) -> list[TrainConfig]:
-        """Every combination of each block's axes, blocks in order, each trial once."""
-        trials: dict[TrainConfig, None] = {}
-        for block in self.blocks:
-            names = [name for name, _ in block]
-            for combo in itertools.product(*(values for _, values in block)):
-                trials.setdefault(self.base.replace(**dict(zip(names, combo))))
-        return list(trials)
-
-    @classmethod
-    def from_mapping(cls, spec: Mapping[str, Any], scale: str, source: str = "") -> "Study":
-        """Build from a parsed study file, applying the overrides of ``scale``."""
-        check_scale(scale)
-        where = f" in {source}" if source else ""
-        unknown = set(spec) - {"name", "description", "base", "grid", "scales"}
-        if unknown:
-            raise StudyError(f"unknown study key(s) {sorted(unknown)}{where}; known: name, "
-                             "description, base, grid, scales")
-        if "name" not in spec:
-            raise StudyError(f"a study needs a name{where}")
-        base = dict(spec.get("base") or {})
-        override = (spec.get("scales") or {}).get(scale) or {}
-        base.update(override.get("base") or {})
-        blocks = _grid_blocks(spec.get("grid"), where)
-        if "grid" in override:
-            changed = override["grid"]
-            if isinstance(changed, Mapping):  # update every block's axes
-                blocks = [{**block, **changed} for block in blocks]
-            else:  # a list of blocks replaces the grid
-                blocks = _grid_blocks(changed, where)
-        fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        parsed = []
-        for grid in blocks:
-            for key in list(base) + list(grid):
-                if key not in fields:
-                    raise StudyError(f"unknown TrainConfig field {key!r}{where}; known fields: "
-                                     f"{', '.join(sorted(fields))}")
-            overlap = set(base) & set(grid)
-            if overlap:
-                raise StudyError(f"field(s) {sorted(overlap)} are both fixed in base and varied "
-                                 f"in the grid{where}; keep each in one place")
-            axes = tuple((name, _axis_values(name, values)) for name, values in grid.items())
-            empty = [name for name, values in axes if not values]
-            if not axes or empty:
-                raise StudyError(f"empty grid{where}: " + (
-                    f"axis {empty} has no values" if empty
-                    else "give at least one axis, e.g. batch_size: [32]"))
-            parsed.append(axes)
-        try:
-            base_config = TrainConfig(**{k: _parse_value(k, v) for k, v in base.items()})
-        except TypeError as error:
-            raise StudyError(f"bad base config{where}: {error}") from error
-        return cls(name=str(spec["name"]), scale=scale, base=base_config, blocks=tuple(parsed),
-                   description=str(spec.get("description", "")))
-
-
-def _grid_blocks(grid: Any, where: str) -> list[dict]:
-    """A study's grid as a list of blocks: a mapping is one block, a list several."""
-    if grid is None or isinstance(grid, Mapping):
-        return [dict(grid or {})]
-    if isinstance(grid, (list, tuple)) and grid and all(isinstance(b, Mapping) for b in grid):
-        return [dict(b) for b in grid]
-    raise StudyError(f"grid{where} must be a mapping of axes or a non-empty list of such "
-                     f"mappings, got {grid!r}")
-
-
-def study_names() -> list[str]:
-    """The named studies shipped with the package."""
-    return sorted(p.stem for p in STUDIES_DIR.glob("*.yaml"))
-
-
-def load_study(study: str | os.PathLike, scale: str = "scaled") -> Study:
-    """A named study (``smallbatch/studies/<name>.yaml``) or a YAML file, at ``scale``."""
-    import yaml
-
-    path = Path(study)
-    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
-        path = STUDIES_DIR / f"{study}.yaml"
-    if not path.is_file():
-        raise StudyError(f"unknown study {str(study)!r}: not a YAML file and not one of the "
-                         f"named studies ({', '.join(study_names()) or 'none'})")
-    try:
-        spec = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise StudyError(f"{path}: not valid YAML ({error})") from error
-    if not isinstance(spec, Mapping):
-        raise StudyError(f"{path}: a study file is a mapping with name, base and grid")
-    return Study.from_mapping(spec, scale, source=str(path))
 
 
 def _ensemble_key(config: TrainConfig) -> tuple:
@@ -241,38 +70,6 @@ def seed_major(groups: list[list[TrainConfig]]) -> list[list[TrainConfig]]:
     return sorted(groups, key=lambda group: group[0].seed)
 
 
-def validate_study(study: Study) -> list[TrainConfig]:
-    """Expand and check every trial before anything trains; return the trials."""
-    from .data import DataError, train_size
-
-    trials = study.trials()
-    problems = []
-    for config in trials:
-        try:
-            validate(config, num_train=train_size(config.data, config.train_subset))
-        except (ConfigError, DataError) as error:
-            problems.append(f"m={config.batch_size}, eta_tilde={config.base_lr:g}: {error}")
-    if problems:
-        shown = "\n  ".join(sorted(set(problems))[:10])
-        raise StudyError(f"study {study.name} ({study.scale}) has {len(problems)} invalid "
-                         f"trial(s):\n  {shown}")
-    hashes = [config_hash(c) for c in trials]
-    if len(set(hashes)) != len(hashes):
-        raise StudyError(f"study {study.name} lists the same trial more than once")
-    return trials
-
-
-def training_examples(config: TrainConfig) -> int | None:
-    """Examples a run trains on (steps per epoch x m x epochs); None if the data set's size
-    is known only from its files."""
-    from .data import train_size
-
-    size = train_size(config.data, config.train_subset)
-    if size is None:
-        return None
-    return (size // config.batch_size) * config.batch_size * config.num_epochs
-
-
 # ------------------------------------------------------------------------------ execution
 
 _DATA_CACHE: dict[tuple, Any] = {}
@@ -280,7 +77,7 @@ _DATA_CACHE: dict[tuple, Any] = {}
 
 def _data_for(config: TrainConfig, data_root, device):
     """One loaded data set per (data, subsets, device) per process, reused across groups."""
-    from .data import load_data
+    from ..data import load_data
 
     key = (config.data, config.train_subset, config.test_subset, config.subset_seed,
            str(data_root), str(device))
@@ -302,8 +99,8 @@ def train_group(config_dicts: list[dict], *, data_root=None, device: str = "auto
     """
     import torch
 
-    from .ensemble import train_ensemble
-    from .train import resolve_device
+    from ..ensemble import train_ensemble
+    from ..train import resolve_device
 
     if threads:
         torch.set_num_threads(threads)
@@ -413,6 +210,29 @@ class SweepReport:
     executor: str = ""
 
 
+def train_or_load(config: TrainConfig, results_dir: str | os.PathLike | None, **train_kwargs
+                  ) -> TrainResult:
+    """One run (book: "Quickstart"): the stored result of ``config`` if there is one, else
+    train it and store it.
+
+    With ``results_dir=None`` it always trains and stores nothing (smoke runs). A missing
+    record with ``$SMALLBATCH_STORED_ONLY=1`` raises :class:`NotStoredError`.
+    """
+    from ..store import load_result, require_compute, save_result
+    from ..train import train
+
+    result = None if results_dir is None else load_result(config, results_dir)
+    if result is None:
+        if results_dir is not None:
+            require_compute(f"the run {config_hash(config)} ({config.model} on {config.data}, "
+                            f"m = {config.batch_size}, base lr {config.base_lr:g})",
+                            results_dir)
+        result = train(config, **train_kwargs)
+        if results_dir is not None:
+            save_result(result, results_dir)
+    return result
+
+
 def run_study(study: Study, *, results_dir: str | os.PathLike | None = None,
               executor: str = "inline", workers: int = 2, scheduler: str | None = None,
               data_root=None, device: str = "auto", max_ensemble: int = 16,
@@ -434,7 +254,7 @@ def run_study(study: Study, *, results_dir: str | os.PathLike | None = None,
     """
     from tqdm.auto import tqdm
 
-    from .results import check_writable, load_records, remove_stale_temporaries, save_result
+    from ..store import check_writable, load_records, remove_stale_temporaries, save_result
 
     started = time.perf_counter()
     trials = validate_study(study)
@@ -503,7 +323,7 @@ def dry_run(study: Study, *, results_dir: str | os.PathLike | None = None,
     """
     import pandas as pd
 
-    from .results import load_records
+    from ..store import load_records
 
     trials = validate_study(study)
     directory = Path(results_dir or study.results_dir)
@@ -542,9 +362,9 @@ def calibrate_rates(study: Study, *, max_ensemble: int = 16,
     """
     import torch
 
-    from .ensemble import LockstepEnsemble, UnsupportedModelError
-    from .models import build_model
-    from .train import prepare_device, resolve_device
+    from ..ensemble import LockstepEnsemble, UnsupportedModelError
+    from ..models import build_model
+    from ..train import prepare_device, resolve_device
 
     resolved = resolve_device(device)
     prepare_device(resolved)

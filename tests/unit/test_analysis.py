@@ -1,15 +1,16 @@
-"""The experiments chapters' analysis (smallbatch.experiments) on records with known answers."""
+"""The experiments chapters' analysis (smallbatch.analysis) on records with known answers."""
 
 import dataclasses
 import math
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from smallbatch import experiments
-from smallbatch.results import save_result
-from smallbatch.sweep import Study
+from smallbatch import analysis
+from smallbatch.store import save_result
+from smallbatch.studies import Study
 from smallbatch.train import TrainResult
 
 SPEC = {"name": "fake", "base": {"data": "synthetic", "train_subset": 256, "num_epochs": 1},
@@ -39,7 +40,7 @@ def stored(tmp_path):
     other = study.base.replace(batch_size=8)
     save_result(TrainResult(config=other, status="complete", epochs=[], test_accuracy=0.99),
                 tmp_path)
-    return experiments.study_data(study, results_dir=tmp_path)
+    return analysis.study_data(study, results_dir=tmp_path)
 
 
 def test_study_data_counts_and_scores(stored):
@@ -52,15 +53,15 @@ def test_study_data_counts_and_scores(stored):
 
 
 def test_cells_best_and_margin(stored):
-    cells = experiments.cell_summary(stored.frame)
+    cells = analysis.cell_summary(stored.frame)
     cell = cells.set_index(["batch_size", "log2_base_lr"]).loc[(4, -4)]
     assert cell["seeds"] == 3 and cell["median"] == pytest.approx(0.90)
     assert cell["low"] == pytest.approx(0.895) and cell["high"] == pytest.approx(0.905)
-    best = experiments.best_per_batch(cells)
+    best = analysis.best_per_batch(cells)
     assert best.loc[4, "log2_base_lr"] == -4 and best.loc[64, "log2_base_lr"] == -5
     assert best.loc[64, "median"] == pytest.approx(0.80)
     # seed spread is +-0.005 (sd 0.005): 2 x sd = 0.01, the floor
-    assert experiments.noise_margin(stored.frame) == pytest.approx(0.01)
+    assert analysis.noise_margin(stored.frame) == pytest.approx(0.01)
 
 
 def test_noise_margin_counts_only_seeds_as_repeats(stored):
@@ -69,16 +70,16 @@ def test_noise_margin_counts_only_seeds_as_repeats(stored):
     ghost = pd.concat([frame.assign(bn_batch_size=b, score=frame["score"] + 0.01 * i)
                        for i, b in enumerate([2, 4, 8, None])], ignore_index=True)
     best = 0.895 + 0.03  # the binomial error at the best accuracy (seed 0 peaks at 0.895)
-    assert experiments.noise_margin(ghost, test_size=5000) == pytest.approx(
+    assert analysis.noise_margin(ghost, test_size=5000) == pytest.approx(
         0.01 + 2 * math.sqrt(best * (1 - best) / 5000))
 
 
 def test_noise_margin_grows_with_seed_spread(stored):
     frame = stored.frame.copy()
     frame["score"] = frame["score"] + np.where(frame["seed"] == 0, -0.02, 0.0)
-    assert experiments.noise_margin(frame) > 0.02
+    assert analysis.noise_margin(frame) > 0.02
     one_seed = stored.frame[stored.frame["seed"] == 0]
-    assert experiments.noise_margin(one_seed, test_size=5000) == pytest.approx(
+    assert analysis.noise_margin(one_seed, test_size=5000) == pytest.approx(
         0.01 + 2 * math.sqrt(0.895 * 0.105 / 5000))
 
 
@@ -88,26 +89,26 @@ def test_noise_margin_is_the_seed_spread_near_each_best(stored):
     frame = stored.frame.copy()
     edge = (frame["batch_size"] == 4) & (frame["log2_base_lr"] == -6)
     frame.loc[edge, "score"] += 0.05 * (frame.loc[edge, "seed"] - 1)
-    assert experiments.seed_spread(frame, near_best=None) > 0.01
-    assert experiments.seed_spread(frame) == pytest.approx(0.005)
-    assert experiments.noise_margin(frame) == pytest.approx(0.01)
+    assert analysis.seed_spread(frame, near_best=None) > 0.01
+    assert analysis.seed_spread(frame) == pytest.approx(0.005)
+    assert analysis.noise_margin(frame) == pytest.approx(0.01)
     # the same scatter at a best cell does set the margin
     peak = (frame["batch_size"] == 4) & (frame["log2_base_lr"] == -4)
     frame.loc[peak, "score"] += 0.05 * (frame.loc[peak, "seed"] - 1)
-    assert experiments.noise_margin(frame) > 0.03
+    assert analysis.noise_margin(frame) > 0.03
 
 
 def test_good_range_against_global_and_own_best(stored):
-    cells = experiments.cell_summary(stored.frame)
-    own = experiments.good_range(cells, margin=0.035, reference="own")
+    cells = analysis.cell_summary(stored.frame)
+    own = analysis.good_range(cells, margin=0.035, reference="own")
     # within 0.035 of own peak: the peak and one octave either side
     assert own.loc[4, ["lowest", "highest", "octaves"]].tolist() == [-5, -3, 3]
     assert own.loc[64, ["lowest", "highest", "octaves"]].tolist() == [-6, -4, 3]
-    glob = experiments.good_range(cells, margin=0.035, reference="global")
+    glob = analysis.good_range(cells, margin=0.035, reference="global")
     assert glob.loc[4, "octaves"] == 3 and glob.loc[64, "octaves"] == 0
     assert math.isnan(glob.loc[64, "lowest"])
     with pytest.raises(ValueError, match="reference"):
-        experiments.good_range(cells, 0.01, reference="best")
+        analysis.good_range(cells, 0.01, reference="best")
 
 
 def best_table(values: dict[int, float]):
@@ -124,7 +125,7 @@ def best_table(values: dict[int, float]):
     ({2: 0.895, 32: 0.88, 128: 0.90, 1024: 0.88}, "inconclusive"),  # small m within margin
 ])
 def test_small_batches_best_verdict(values, verdict):
-    result = experiments.verdict_small_batches_best(best_table(values), margin=0.01)
+    result = analysis.verdict_small_batches_best(best_table(values), margin=0.01)
     assert result.verdict == verdict
     assert f"best m = {max(values, key=values.get)}" in result.measurement
 
@@ -134,11 +135,11 @@ def test_small_batches_best_is_inconclusive_when_a_lower_best_is_at_a_window_end
 
     values = {2: 0.90, 32: 0.89, 128: 0.85, 1024: 0.80}
     edges = pd.DataFrame({"inside": {2: True, 32: True, 128: True, 1024: False}})
-    result = experiments.verdict_small_batches_best(best_table(values), 0.01, edges)
+    result = analysis.verdict_small_batches_best(best_table(values), 0.01, edges)
     assert result.verdict == "inconclusive" and "m = 1024 is at an end" in result.measurement
     edges.loc[1024, "inside"] = True
     edges.loc[2, "inside"] = False  # the winning side at an end does not weaken "agrees"
-    assert experiments.verdict_small_batches_best(best_table(values), 0.01,
+    assert analysis.verdict_small_batches_best(best_table(values), 0.01,
                                                   edges).verdict == "agrees"
 
 
@@ -149,7 +150,7 @@ def test_range_shrinks_verdict(counts, verdict):
     import pandas as pd
 
     ranges = pd.DataFrame({"octaves": counts}, index=[2, 16, 128, 1024])
-    assert experiments.verdict_range_shrinks(ranges).verdict == verdict
+    assert analysis.verdict_range_shrinks(ranges).verdict == verdict
 
 
 @pytest.mark.parametrize("sizes", [[2, 4], [2, 4, 8, 16], [128, 256, 512, 1024], [2, 16, 128]])
@@ -158,18 +159,18 @@ def test_range_shrinks_needs_small_and_large_batches(sizes):
 
     # a clear trend, but over too few m, or over small or large m only
     ranges = pd.DataFrame({"octaves": list(range(len(sizes), 0, -1))}, index=sizes)
-    assert experiments.verdict_range_shrinks(ranges).verdict == "inconclusive"
+    assert analysis.verdict_range_shrinks(ranges).verdict == "inconclusive"
 
 
 def test_smoke_study_runs_end_to_end():
-    data = experiments.load_or_run("resnet-bn", "smoke")
+    data = analysis.load_or_run("resnet-bn", "smoke")
     assert data.complete and len(data.frame) == data.total
-    assert "All" in experiments.missing_note(data)
+    assert "All" in analysis.missing_note(data)
 
 
 def test_edges_reached(stored):
-    cells = experiments.cell_summary(stored.frame)
-    edges = experiments.edges_reached(cells, margin=0.035)
+    cells = analysis.cell_summary(stored.frame)
+    edges = analysis.edges_reached(cells, margin=0.035)
     # m = 4: window 2^-6..2^-2 around a peak at 2^-4: both ends 0.06 below
     assert edges.loc[4, ["best", "slow_side", "failing_side"]].tolist() == [-4, True, True]
     # m = 64: peak 2^-5, 2^-6 only 0.03 below (within the margin); 2^-2 diverged
@@ -177,15 +178,15 @@ def test_edges_reached(stored):
     assert edges.loc[64, "tried"] == "2^-6 to 2^-2"
     assert edges["inside"].tolist() == [True, True]
     # grouped by more than m (as for ghost batch norm): one row per group
-    by_seed = experiments.edges_reached(
-        experiments.cell_summary(stored.frame, by=("batch_size", "seed", "log2_base_lr")),
+    by_seed = analysis.edges_reached(
+        analysis.cell_summary(stored.frame, by=("batch_size", "seed", "log2_base_lr")),
         margin=0.035, by=("batch_size", "seed"))
     assert len(by_seed) == 6 and by_seed.loc[(4, 1), "best"] == -4
     # a window that stops at its best: not inside
     cut = cells[~((cells["batch_size"] == 4) & (cells["log2_base_lr"] > -4))]
-    assert not experiments.edges_reached(cut, margin=0.035).loc[4, "inside"]
+    assert not analysis.edges_reached(cut, margin=0.035).loc[4, "inside"]
     # the overview: one row per set of runs, one column per m, what is missing spelled out
-    overview = experiments.edges_overview({"all": edges, "cut": experiments.edges_reached(
+    overview = analysis.edges_overview({"all": edges, "cut": analysis.edges_reached(
         cut[cut["batch_size"] == 4], margin=0.035)})
     assert overview.loc["all"].to_dict() == {4: "-4", 64: "-5 (no slow side)"}
     assert overview.loc["cut"].to_dict() == {4: "-4 (no failing side, best at an end)", 64: ""}
@@ -196,7 +197,7 @@ def test_edges_reached(stored):
     ({2: 0.90, 1024: 0.70}, {2: 0.88, 1024: 0.85}, "disagrees"),
     ({2: 0.90, 1024: 0.85}, {2: 0.88, 1024: 0.825}, "inconclusive")])
 def test_bn_gap_verdict(bn, none, verdict):
-    result = experiments.verdict_bn_widens_gap(best_table(bn), best_table(none), margin=0.01)
+    result = analysis.verdict_bn_widens_gap(best_table(bn), best_table(none), margin=0.01)
     assert result.verdict == verdict
 
 
@@ -206,7 +207,7 @@ def test_process_hours_share_an_ensembles_busy_time():
     frame = pd.DataFrame({"wall_time": [7200.0, 7200.0, 1800.0],
                           "busy_time": [3600.0, 3600.0, 1800.0],
                           "provenance_ensemble_size": [2, 2, None]})
-    assert experiments.process_hours(frame) == pytest.approx(1.5)
+    assert analysis.process_hours(frame) == pytest.approx(1.5)
 
 
 def _timed_result(epoch_times, *, batch_size=4, steps_per_epoch=64, status="complete",
@@ -229,7 +230,7 @@ def _timed_result(epoch_times, *, batch_size=4, steps_per_epoch=64, status="comp
 
 
 def test_busy_time_leaves_out_a_paused_epoch():
-    from smallbatch.results import busy_time
+    from smallbatch.store import busy_time
 
     # an epoch paused for 2,000 s among 10 s epochs counts as 10 s
     assert busy_time(_timed_result([10, 2010, 10, 12, 9])) == pytest.approx(50.0)
@@ -246,10 +247,10 @@ def test_busy_time_leaves_out_a_paused_epoch():
 
 
 def test_missing_note_names_the_command(stored, tmp_path):
-    note = experiments.missing_note(stored)
+    note = analysis.missing_note(stored)
     assert "29 of 30" in note and "smallbatch sweep fake --scale scaled" in note
-    empty = experiments.study_data(stored.study, results_dir=tmp_path / "none")
-    assert empty.frame.empty and "**Not run:** none of the 30" in experiments.missing_note(empty)
+    empty = analysis.study_data(stored.study, results_dir=tmp_path / "none")
+    assert empty.frame.empty and "**Not run:** none of the 30" in analysis.missing_note(empty)
 
 
 def test_curves_by_batch_take_the_median_over_seeds(tmp_path):
@@ -266,13 +267,13 @@ def test_curves_by_batch_take_the_median_over_seeds(tmp_path):
                                wall_time=e) for e in (1, 2)]
         save_result(TrainResult(config=config, status="complete", epochs=epochs,
                                 test_accuracy=0.2), tmp_path)
-    data = experiments.study_data(study, results_dir=tmp_path)
-    fixed = experiments.curves_by_batch(data, -4)
+    data = analysis.study_data(study, results_dir=tmp_path)
+    fixed = analysis.curves_by_batch(data, -4)
     assert sorted(fixed["batch_size"].unique()) == [4, 64]
     row = fixed[(fixed["batch_size"] == 64) & (fixed["epoch"] == 2)].iloc[0]
     assert row["train_loss"] == pytest.approx(1.5)  # seeds add 0, 1, 2: median 1
     assert row["steps"] == 8 and row["seeds"] == 3
-    own = experiments.curves_by_batch(data, {4: -4, 64: -5})
+    own = analysis.curves_by_batch(data, {4: -4, 64: -5})
     assert set(zip(own["batch_size"], own["log2_base_lr"])) == {(4, -4), (64, -5)}
     fig = figures.training_curves_by_batch(fixed, "curves")
     assert len(fig.data) == 4 * 2 and len(fig.layout.sliders[0].steps) == 3
@@ -282,7 +283,7 @@ def test_curves_by_batch_take_the_median_over_seeds(tmp_path):
     assert fig.layout.xaxis.title.text == "examples seen (one epoch = 256)"
     assert list(fig.layout.xaxis.tickvals) == [256, 512]
     assert list(fig.layout.xaxis.ticktext) == ["256", "512"]
-    assert figures._short_count(8192) == "8.2k" and figures._short_count(81920) == "82k"
+    assert figures.style._short_count(8192) == "8.2k" and figures.style._short_count(81920) == "82k"
 
 
 def ghost(values: dict[int, dict[int, float]]):
@@ -301,7 +302,7 @@ def test_ghost_table_picks_the_best_lr_and_treats_none_as_m():
         "batch_size": [64] * 4, "bn_batch_size": [8, 8, None, None],
         "log2_base_lr": [-7, -6, -7, -6], "seed": 0, "status": "complete",
         "score": [0.80, 0.85, 0.82, 0.81]})
-    table = experiments.ghost_table(frame)
+    table = analysis.ghost_table(frame)
     assert table.loc[(64, 8), "log2_base_lr"] == -6 and table.loc[(64, 8), "median"] == 0.85
     assert table.loc[(64, 64), "median"] == 0.82
 
@@ -313,8 +314,8 @@ def test_ghost_table_picks_the_best_lr_and_treats_none_as_m():
 ])
 def test_ghost_verdicts(values, small, independent):
     table = ghost(values)
-    assert experiments.verdict_small_bn_batch(table, 0.01).verdict == small
-    assert experiments.verdict_bn_batch_independent(table, 0.01).verdict == independent
+    assert analysis.verdict_small_bn_batch(table, 0.01).verdict == small
+    assert analysis.verdict_bn_batch_independent(table, 0.01).verdict == independent
 
 
 def test_ghost_verdict_is_inconclusive_when_the_losing_point_is_at_a_window_end():
@@ -325,10 +326,10 @@ def test_ghost_verdict_is_inconclusive_when_the_losing_point_is_at_a_window_end(
                                       (256, 256): True}})
     inside.index.names = ["batch_size", "bn_batch"]
     # the winner (ordinary BN at m = 64) at an end does not matter ...
-    assert experiments.verdict_small_bn_batch(table, 0.01, inside).verdict == "disagrees"
+    assert analysis.verdict_small_bn_batch(table, 0.01, inside).verdict == "disagrees"
     # ... a loser (m_BN = 4 at m = 256) at an end does
     inside.loc[(256, 4), "inside"] = False
-    result = experiments.verdict_small_bn_batch(table, 0.01, inside)
+    result = analysis.verdict_small_bn_batch(table, 0.01, inside)
     assert result.verdict == "inconclusive" and "(256, 4)" in result.measurement
 
 
@@ -339,7 +340,7 @@ def test_ghost_verdict_is_inconclusive_when_the_losing_point_is_at_a_window_end(
     ({256: 0.825, 1024: 0.80}, {256: 0.82, 1024: 0.75}, 0.90, "inconclusive", "agrees"),
 ])
 def test_warmup_verdicts(with_w, without, small_best, helps, gap):
-    result = experiments.verdict_warmup(best_table(with_w), best_table(without), small_best,
+    result = analysis.verdict_warmup(best_table(with_w), best_table(without), small_best,
                                         margin=0.01)
     assert [v.verdict for v in result] == [helps, gap]
 
@@ -352,25 +353,25 @@ def test_warmup_verdicts_are_inconclusive_when_a_losing_best_is_at_a_window_end(
 
     with_w, without = best_table({256: 0.85, 1024: 0.80}), best_table({256: 0.82, 1024: 0.75})
     # both agree; a winner at a window's end does not matter ...
-    result = experiments.verdict_warmup(with_w, without, 0.90, 0.01,
+    result = analysis.verdict_warmup(with_w, without, 0.90, 0.01,
                                         edges_with=edges(set()), edges_without=edges(set()))
     assert [v.verdict for v in result] == ["agrees", "agrees"]
     # ... the runs without warm-up lose "helps": one of them at an end makes it inconclusive
-    result = experiments.verdict_warmup(with_w, without, 0.90, 0.01,
+    result = analysis.verdict_warmup(with_w, without, 0.90, 0.01,
                                         edges_with=edges(set()), edges_without=edges({1024}))
     assert [v.verdict for v in result] == ["inconclusive", "agrees"]
     assert "without warm-up at m = 1024" in result[0].measurement
     # warm-up's runs lose "does not close the gap" (and win "helps")
-    result = experiments.verdict_warmup(with_w, without, 0.90, 0.01,
+    result = analysis.verdict_warmup(with_w, without, 0.90, 0.01,
                                         edges_with=edges({256}), edges_without=edges(set()))
     assert [v.verdict for v in result] == ["agrees", "inconclusive"]
     assert "with warm-up at m = 256" in result[1].measurement
     # "disagrees" at m = 1024 rests on warm-up's best there
     worse = best_table({256: 0.85, 1024: 0.70})
-    result = experiments.verdict_warmup(worse, without, 0.90, 0.01,
+    result = analysis.verdict_warmup(worse, without, 0.90, 0.01,
                                         edges_with=edges({256}), edges_without=edges(set()))
     assert result[0].verdict == "disagrees"  # m = 256, at an end, is not where it lost
-    result = experiments.verdict_warmup(worse, without, 0.90, 0.01,
+    result = analysis.verdict_warmup(worse, without, 0.90, 0.01,
                                         edges_with=edges({1024}), edges_without=edges(set()))
     assert result[0].verdict == "inconclusive"
 
@@ -402,12 +403,12 @@ def test_variants_split_a_study_along_its_extra_axis(tmp_path):
                                 test_accuracy=value,
                                 provenance={"git_commit": "c0ffee" if config.augment
                                             else "abc123"}), tmp_path)
-    data = experiments.study_data(study, results_dir=tmp_path)
-    sides = experiments.variants(data)
-    assert sorted(sides) == [f"{experiments.study_label(study)}, augmented",
-                             f"{experiments.study_label(study)}, no augmentation"]
-    plain = sides[f"{experiments.study_label(study)}, no augmentation"]
-    augmented = sides[f"{experiments.study_label(study)}, augmented"]
+    data = analysis.study_data(study, results_dir=tmp_path)
+    sides = analysis.variants(data)
+    assert sorted(sides) == [f"{analysis.study_label(study)}, augmented",
+                             f"{analysis.study_label(study)}, no augmentation"]
+    plain = sides[f"{analysis.study_label(study)}, no augmentation"]
+    augmented = sides[f"{analysis.study_label(study)}, augmented"]
     assert (plain.total, plain.missing, augmented.total, augmented.missing) == (4, 0, 4, 1)
     assert plain.complete and not augmented.complete
     assert set(plain.frame["augment"]) == {False} and len(augmented.frame) == 3
@@ -417,50 +418,50 @@ def test_variants_split_a_study_along_its_extra_axis(tmp_path):
 
 
 def test_variants_leave_a_study_without_extra_axis_whole(stored):
-    sides = experiments.variants(stored)
-    assert list(sides) == [experiments.study_label(stored.study)]
-    assert sides[experiments.study_label(stored.study)] is stored
+    sides = analysis.variants(stored)
+    assert list(sides) == [analysis.study_label(stored.study)]
+    assert sides[analysis.study_label(stored.study)] is stored
 
 
 def test_verdict_table_states_each_rule_once():
-    first = experiments.Verdict("claim A", "0.9 against 0.8", "rule a", "agrees")
-    second = experiments.Verdict("claim A", "0.7 against 0.8", "rule a", "disagrees")
-    third = experiments.Verdict("claim B", "too few", "rule b", "inconclusive")
-    table, rules = experiments.verdict_table([("runs 1", first), ("runs 2", second),
+    first = analysis.Verdict("claim A", "0.9 against 0.8", "rule a", "agrees")
+    second = analysis.Verdict("claim A", "0.7 against 0.8", "rule a", "disagrees")
+    third = analysis.Verdict("claim B", "too few", "rule b", "inconclusive")
+    table, rules = analysis.verdict_table([("runs 1", first), ("runs 2", second),
                                               ("runs 1", third)])
     assert list(table.columns) == ["runs", "paper's claim", "our measurement", "verdict"]
     assert table["verdict"].tolist() == ["agrees", "disagrees", "inconclusive"]
     assert rules.count("rule a") == 1 and "- *claim A*: rule a." in rules
     assert "- *claim B*: rule b." in rules
-    alone, _ = experiments.verdict_table([("runs 1", third)], runs=False)
+    alone, _ = analysis.verdict_table([("runs 1", third)], runs=False)
     assert list(alone.columns) == ["paper's claim", "our measurement", "verdict"]
-    empty, no_rules = experiments.verdict_table([])
+    empty, no_rules = analysis.verdict_table([])
     assert empty.empty and no_rules == ""
 
 
 def test_discussion_groups_verdicts_and_explains_what_is_not_confirmed():
-    agree = experiments.Verdict(experiments.CLAIM_SMALL_BEST, "x", "r", "agrees")
-    open_ = experiments.Verdict(experiments.CLAIM_RANGE_SHRINKS, "y", "r", "inconclusive")
-    against = experiments.Verdict(experiments.CLAIM_SMALL_BEST, "z", "r", "disagrees")
-    text = experiments.discussion([("study A", agree), ("study B", open_),
+    agree = analysis.Verdict(analysis.CLAIM_SMALL_BEST, "x", "r", "agrees")
+    open_ = analysis.Verdict(analysis.CLAIM_RANGE_SHRINKS, "y", "r", "inconclusive")
+    against = analysis.Verdict(analysis.CLAIM_SMALL_BEST, "z", "r", "disagrees")
+    text = analysis.discussion([("study A", agree), ("study B", open_),
                                    ("study C", against)])
     assert text.index("agree with") < text.index("disagree with") < text.index("cannot decide")
-    assert f"*{experiments.CLAIM_SMALL_BEST}*: study A." in text  # agreement: no caveat
-    assert experiments.CAVEATS[experiments.CLAIM_SMALL_BEST] in text  # for study C
-    assert experiments.CAVEATS[experiments.CLAIM_RANGE_SHRINKS] in text
-    assert experiments.discussion([]).startswith("No verdicts")
+    assert f"*{analysis.CLAIM_SMALL_BEST}*: study A." in text  # agreement: no caveat
+    assert analysis.CAVEATS[analysis.CLAIM_SMALL_BEST] in text  # for study C
+    assert analysis.CAVEATS[analysis.CLAIM_RANGE_SHRINKS] in text
+    assert analysis.discussion([]).startswith("No verdicts")
     # every claim a verdict function can make has its caveat
-    assert {experiments.CLAIM_SMALL_BEST, experiments.CLAIM_RANGE_SHRINKS,
-            experiments.CLAIM_BN_GAP, experiments.CLAIM_SMALL_BN_BATCH,
-            experiments.CLAIM_BN_BATCH_INDEPENDENT, experiments.CLAIM_WARMUP_HELPS,
-            experiments.CLAIM_WARMUP_GAP, experiments.CLAIM_CURVES} == set(experiments.CAVEATS)
+    assert {analysis.CLAIM_SMALL_BEST, analysis.CLAIM_RANGE_SHRINKS,
+            analysis.CLAIM_BN_GAP, analysis.CLAIM_SMALL_BN_BATCH,
+            analysis.CLAIM_BN_BATCH_INDEPENDENT, analysis.CLAIM_WARMUP_HELPS,
+            analysis.CLAIM_WARMUP_GAP, analysis.CLAIM_CURVES} == set(analysis.CAVEATS)
 
 
 def test_compared_runs_refuse_two_sets_with_one_label(stored):
     other = dataclasses.replace(stored, study=dataclasses.replace(stored.study, name="twin"))
     with pytest.raises(ValueError, match="'fake' and 'twin'"):
-        experiments.compared_runs([stored, other])
-    assert list(experiments.compared_runs([stored])) == [experiments.study_label(stored.study)]
+        analysis.compared_runs([stored, other])
+    assert list(analysis.compared_runs([stored])) == [analysis.study_label(stored.study)]
 
 
 def _curves(rows):
@@ -474,22 +475,22 @@ def test_curves_verdict_reads_the_last_epoch_and_counts_diverged_as_chance():
     # m = 4 climbs to 0.85; m = 256 reaches 0.80: small ahead by 0.05 at the end
     rows = [(4, e, 0.6 + 0.05 * e) for e in range(1, 6)] + \
            [(256, e, 0.55 + 0.05 * e) for e in range(1, 6)]
-    verdict = experiments.verdict_curves_small_ahead(_curves(rows), 0.01, num_epochs=5)
+    verdict = analysis.verdict_curves_small_ahead(_curves(rows), 0.01, num_epochs=5)
     assert verdict.verdict == "agrees" and "in 5 of 5 epochs" in verdict.measurement
-    assert verdict.claim == experiments.CLAIM_CURVES
+    assert verdict.claim == analysis.CLAIM_CURVES
     # the large batch ahead instead
     swapped = [(256 if m == 4 else 4, e, a) for m, e, a in rows]
-    assert experiments.verdict_curves_small_ahead(
+    assert analysis.verdict_curves_small_ahead(
         _curves(swapped), 0.01, num_epochs=5).verdict == "disagrees"
     # within the margin: inconclusive
-    assert experiments.verdict_curves_small_ahead(
+    assert analysis.verdict_curves_small_ahead(
         _curves(rows), 0.06, num_epochs=5).verdict == "inconclusive"
     # the small batch diverged after epoch 2: chance at the end, so the large one is ahead
     early = [(4, e, 0.9) for e in (1, 2)] + [(256, e, 0.5) for e in range(1, 6)]
-    verdict = experiments.verdict_curves_small_ahead(_curves(early), 0.01, num_epochs=5)
+    verdict = analysis.verdict_curves_small_ahead(_curves(early), 0.01, num_epochs=5)
     assert verdict.verdict == "disagrees" and "0.1000" in verdict.measurement
     only_small = [(4, e, 0.9) for e in range(1, 6)]
-    assert experiments.verdict_curves_small_ahead(
+    assert analysis.verdict_curves_small_ahead(
         _curves(only_small), 0.01, num_epochs=5).verdict == "inconclusive"
 
 
@@ -503,54 +504,62 @@ def test_cost_summary_rates_from_stored_trials_and_projects_the_rest(tmp_path):
         save_result(TrainResult(config=config, status="complete", epochs=[],
                                 test_accuracy=0.5, wall_time=wall,
                                 provenance={"ensemble_size": size}), tmp_path)
-    cost = experiments.cost_summary(experiments.study_data(study, results_dir=tmp_path))
+    cost = analysis.cost_summary(analysis.study_data(study, results_dir=tmp_path))
     assert (cost["trials"], cost["stored"], cost["examples"]) == (4, 3, 4 * 512)
     assert cost["process_hours"] == pytest.approx(12.0 / 3600)
     assert cost["examples_per_second"] == pytest.approx(3 * 512 / 12.0)
     assert cost["hours_to_go"] == pytest.approx(512 / (3 * 512 / 12.0) / 3600)
-    empty = experiments.cost_summary(experiments.study_data(study, results_dir=tmp_path / "no"))
+    empty = analysis.cost_summary(analysis.study_data(study, results_dir=tmp_path / "no"))
     assert empty["examples_per_second"] is None and empty["hours_to_go"] is None
 
 
 def test_study_protocol_counts_steps_and_warmup_steps():
-    from smallbatch.sweep import load_study
+    from smallbatch.studies import load_study
 
-    warm = experiments.study_protocol(load_study("warmup", "scaled"))
+    warm = analysis.study_protocol(load_study("warmup", "scaled"))
     # 8,192 images, 10 epochs: 320 steps at m = 256 and 80 at m = 1024; 5% of them warm up
     assert warm["SGD steps per run"].to_dict() == {256: 320, 1024: 80}
     assert warm["warm-up steps"].to_dict() == {256: "16", 1024: "4"}
     assert warm["seeds"].to_dict() == {256: 3, 1024: 3}
     assert warm["log2 η̃ tried"].to_dict() == {256: "-14 to -5", 1024: "-15 to -5"}
-    plain = experiments.study_protocol(load_study("resnet-bn", "scaled"))
+    plain = analysis.study_protocol(load_study("resnet-bn", "scaled"))
     assert "warm-up steps" not in plain
     assert plain.loc[2, "trials"] == 33 and plain.loc[2, "SGD steps per run"] == 40960
     assert "also varied" not in plain
     # a grid with another axis says what else is varied, so trials = values x seeds x that
-    both = experiments.study_protocol(load_study("cifar-augment", "scaled"))
+    both = analysis.study_protocol(load_study("cifar-augment", "scaled"))
     assert both.loc[2, "also varied"] == "augment: False, True"
     assert both.loc[2, "trials"] == both.loc[2, "η̃ values"] * both.loc[2, "seeds"] * 2
-    ghost = experiments.study_protocol(load_study("ghost-bn", "scaled"))
+    ghost = analysis.study_protocol(load_study("ghost-bn", "scaled"))
     assert ghost.loc[64, "also varied"] == "bn_batch_size: 2, 4, 8, 16, 32, 64"
 
 
 def test_published_studies_are_what_make_studies_runs():
     from smallbatch import presets
-    from smallbatch.sweep import study_names
+    from smallbatch.studies import study_names
 
-    makefile = (presets.repo_root() / "Makefile").read_text()
-    line = next(l for l in makefile.splitlines() if l.startswith("STUDIES ?="))
-    assert tuple(line.split("?=")[1].split()) == experiments.PUBLISHED_STUDIES
-    assert set(experiments.PUBLISHED_STUDIES) <= set(study_names())
+    import subprocess
+
+    # make studies takes its list from PUBLISHED_STUDIES (no copy in the Makefile): the
+    # command it would run, executed up to the list, gives exactly that list
+    dry = subprocess.run(["make", "-n", "-C", str(presets.repo_root()), "studies",
+                          f"PY={sys.executable}", "STAMP="], capture_output=True, text=True,
+                         check=True).stdout
+    listing = dry.split("for study in ", 1)[1].split("; do", 1)[0]
+    shown = subprocess.run(["bash", "-c", f"echo {listing}"], capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert tuple(shown) == analysis.PUBLISHED_STUDIES
+    assert set(analysis.PUBLISHED_STUDIES) <= set(study_names())
 
 
 def test_every_named_study_is_published_or_full_only():
     """A study in neither list would be shown by no chapter."""
-    from smallbatch.sweep import load_study, study_names
+    from smallbatch.studies import load_study, study_names
 
-    shown = set(experiments.PUBLISHED_STUDIES) | set(experiments.FULL_ONLY_STUDIES)
+    shown = set(analysis.PUBLISHED_STUDIES) | set(analysis.FULL_ONLY_STUDIES)
     assert set(study_names()) - {"smoke"} == shown
-    assert not set(experiments.PUBLISHED_STUDIES) & set(experiments.FULL_ONLY_STUDIES)
-    for name in experiments.FULL_ONLY_STUDIES:  # no scaled override: scaled is the full grid
+    assert not set(analysis.PUBLISHED_STUDIES) & set(analysis.FULL_ONLY_STUDIES)
+    for name in analysis.FULL_ONLY_STUDIES:  # no scaled override: scaled is the full grid
         assert load_study(name, "scaled").trials() == load_study(name, "full").trials()
 
 
@@ -560,5 +569,5 @@ def test_a_diverged_run_scores_chance_for_its_data_sets_classes(tmp_path):
     config = study.trials()[0]
     save_result(TrainResult(config=config, status="diverged", epochs=[], test_accuracy=None),
                 tmp_path)
-    data = experiments.study_data(study, results_dir=tmp_path)
+    data = analysis.study_data(study, results_dir=tmp_path)
     assert data.num_classes == 100 and data.frame["score"].tolist() == [pytest.approx(0.01)]

@@ -4,13 +4,14 @@ In a papermill kernel plotly's default renderer emits only its own mimetype
 (``application/vnd.plotly.v1+json``), which myst-nb cannot put into static HTML, so the
 figure would be missing from the book. The ``smallbatch_book`` renderer emits a
 ``text/html`` snippet instead: a ``<div>`` plus a ``Plotly.newPlot`` call, without
-plotly.js itself. The book's Sphinx extension (``smallbatch.sphinxext``) loads the
+plotly.js itself. The book's Sphinx extension (``smallbatch_book.sphinxext``) loads the
 plotly.min.js shipped in the plotly package from ``_static`` on every page that has a
 figure, so the rendered book makes no request outside its own folder.
 
-``smallbatch.book`` sets ``SMALLBATCH_BOOK_BUILD=1`` in the kernels it starts;
-``activate_if_building()`` (called by ``smallbatch.figures`` at import) then switches the
-default renderer, so notebooks need no boilerplate and Jupyter keeps its usual renderer.
+``smallbatch_book.build`` sets ``SMALLBATCH_BOOK_BUILD=1`` in the kernels it starts and
+has each run ``activate_if_building()`` before the first cell, which switches the default
+renderer: notebooks need no boilerplate, no library module changes plotly's state, and
+Jupyter keeps its usual renderer.
 Nothing here does I/O or touches plotly's state at import time.
 """
 
@@ -40,7 +41,7 @@ DEFAULT_HEIGHT_PX = 480
 def figure_html(fig, *, div_id: str | None = None) -> str:
     """Return the book's HTML snippet for a figure (a plotly Figure or figure dict).
 
-    The snippet expects ``window.Plotly`` to exist already; see ``smallbatch.sphinxext``.
+    The snippet expects ``window.Plotly`` to exist already; see ``smallbatch_book.sphinxext``.
     """
     import plotly.io as pio
 

@@ -28,7 +28,7 @@ theta_k where the batch's gradient is taken: where none does, the expansion is e
 order.
 
 :func:`measure` stores one record per checkpoint (kind "stale-gradients"); :func:`stale_frame`
-turns records into a tidy table; :func:`fit_slopes` fits the log-log slope of the distance
+turns records into a tidy table; :func:`fit_distance_slopes` fits the log-log slope of the distance
 against eta_tilde (2 in theory), :func:`prediction_limits` finds where the second-order
 prediction stops holding, :func:`n_exponents` how |c_n| grows with n and :func:`loss_gaps`
 which path reaches the lower loss.
@@ -47,11 +47,12 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
 
-from .measure import Checkpoint, MeasurementError, measure_or_load, model_at
+from ..store import MeasurementError, measure_or_load
+from .checkpoints import Checkpoint, model_at
 
 __all__ = ["KIND", "StaleGradientConfig", "powers_of_two", "FlatModel", "SecondOrderTerms",
            "second_order_terms", "small_steps", "compare_paths", "draw_indices", "compute",
-           "measure", "stale_frame", "fit_slopes", "prediction_limits", "loss_gaps",
+           "measure", "stale_frame", "fit_distance_slopes", "prediction_limits", "loss_gaps",
            "n_exponents"]
 
 KIND = "stale-gradients"
@@ -374,7 +375,7 @@ def stale_frame(records: Sequence[dict]) -> pd.DataFrame:
     return frame
 
 
-def fit_slopes(frame: pd.DataFrame, points: int = 3) -> pd.DataFrame:
+def fit_distance_slopes(frame: pd.DataFrame, points: int = 3) -> pd.DataFrame:
     """Per checkpoint and n > 1: the least-squares slope of log distance against
     log eta_tilde over the ``points`` smallest eta_tilde, fitted per draw; its mean and
     standard deviation over the draws (the prediction is 2), and the ratio

@@ -14,8 +14,6 @@ and the second moments s_i = E[x_i^2] follow the linear recursion
 which has the closed form s_i(t) = c_i + (s_i(0) - c_i) r_i^t with r_i = (1 - a h_i)^2 and
 the stationary value c_i = a / (B (2 - a h_i)). Everything here is exact arithmetic on
 that closed form: no sampling. SGD is stable (s_i bounded) only when a h_i < 2 for all i.
-
-Learning-rate scaling rules come from ``smallbatch.train.learning_rate``.
 """
 
 from __future__ import annotations
@@ -27,13 +25,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .train import learning_rate
+from ..train import learning_rate
+
 
 __all__ = [
     "UnstableLearningRate", "nqm_curvatures", "nqm_is_stable", "nqm_second_moments",
     "nqm_expected_loss", "nqm_steps_to_target", "nqm_best_steps_to_target",
     "nqm_loss_table", "nqm_scaling_table", "critical_batch_size", "nqm_noise_scales",
-    "SCALING_RULES", "scaling_table",
 ]
 
 RULES = ("tuned", "linear", "sqrt")
@@ -302,57 +300,3 @@ def nqm_noise_scales(second_moments: np.ndarray, curvatures: np.ndarray) -> dict
     x2 = np.asarray(second_moments, dtype=np.float64)
     return {"B_simple": float(h.sum() / np.sum(h ** 2 * x2)),
             "B_noise": float(np.sum(h ** 2) / np.sum(h ** 3 * x2))}
-
-
-# Learning-rate scaling (book: "Learning-rate scaling") -------------------------------------
-
-SCALING_RULES = ("linear", "sqrt", "none")  # the rules of smallbatch.train.learning_rate
-
-
-def scaling_table(batch_sizes: Sequence[int], base_lr: float, reference_batch_size: int,
-                  rules: Sequence[str] = SCALING_RULES, grad_mean_sq: float = 1.0,
-                  grad_var: float = 1.0, dataset_size: int = 50_000) -> pd.DataFrame:
-    """First moments of one SGD update, per update, per example and per epoch, for each
-    learning-rate scaling rule (book: "Learning-rate scaling").
-
-    Per-example gradients g_i are i.i.d. with mean G and covariance Sigma (m much smaller
-    than the data set, so sampling with or without replacement is the same). One update
-    -eta (1/m) sum_i g_i = -eta_tilde sum_i g_i has mean -eta G and covariance
-    eta^2 Sigma / m = eta_tilde^2 m Sigma. To first order (gradients taken at one point,
-    curvature ignored) an epoch of N / m updates moves N eta_tilde |G| in expectation and
-    accumulates noise of total variance N eta_tilde^2 tr(Sigma).
-
-    Args:
-        batch_sizes: the batch sizes m.
-        base_lr: eta_tilde at the reference batch size (per example; eta = m * eta_tilde).
-        reference_batch_size: m_ref, where all rules give eta = m_ref * base_lr.
-        rules: names accepted by ``smallbatch.train.learning_rate``.
-        grad_mean_sq: |G|^2, the squared norm of the mean per-example gradient.
-        grad_var: tr(Sigma), the total variance of one per-example gradient.
-        dataset_size: N, examples per epoch (default 50,000: CIFAR-10's training set).
-
-    Returns:
-        one row per (rule, batch_size) with columns rule, batch_size, eta, eta_tilde,
-        mean_update (|E update| = eta |G|), mean_update_per_example (eta_tilde |G|),
-        update_variance (tr Cov = eta^2 tr(Sigma) / m), update_variance_per_example
-        (update_variance / m = eta_tilde^2 tr(Sigma)), updates_per_epoch (N / m),
-        epoch_movement (N eta_tilde |G|) and epoch_variance (N eta_tilde^2 tr(Sigma)).
-    """
-    if grad_mean_sq < 0 or grad_var < 0:
-        raise ValueError("grad_mean_sq and grad_var are squared norms: they must be >= 0")
-    grad_norm = math.sqrt(grad_mean_sq)
-    rows = []
-    for rule in rules:
-        for m in batch_sizes:
-            eta = learning_rate(base_lr, m, rule, reference_batch_size=reference_batch_size)
-            eta_tilde = eta / m
-            update_variance = eta * eta * grad_var / m
-            updates = dataset_size / m
-            rows.append(dict(
-                rule=rule, batch_size=m, eta=eta, eta_tilde=eta_tilde,
-                mean_update=eta * grad_norm, mean_update_per_example=eta_tilde * grad_norm,
-                update_variance=update_variance,
-                update_variance_per_example=update_variance / m,
-                updates_per_epoch=updates, epoch_movement=updates * eta * grad_norm,
-                epoch_variance=updates * update_variance))
-    return pd.DataFrame(rows)

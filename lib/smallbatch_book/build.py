@@ -1,17 +1,17 @@
 """Build the book: execute the notebooks with papermill, then render them with Jupyter Book.
 
-    python -m smallbatch.book [--scale smoke|scaled|full] [--out DIR] [--notebooks PATTERN ...]
+    python -m smallbatch_book [--scale smoke|scaled|full] [--out DIR] [--notebooks PATTERN ...]
 
 1. Every notebook listed in ``_toc.yml`` is executed with papermill, with the parameter
    ``scale`` injected, in a kernel running this interpreter (see ``kernel_manager``),
-   from the repository root, with ``SMALLBATCH_BOOK_BUILD=1`` so that figures render
-   as static HTML (``smallbatch.render``). The executed copies go to
+   from the repository root, with plotly's renderer switched to static HTML at kernel
+   start (``smallbatch_book.render``; no notebook asks for it). The executed copies go to
    ``_build/executed/``; ``notebooks/`` is never written, it stays without outputs.
 2. A book source tree is staged in ``_build/source/``: ``_config.yml``, ``_toc.yml``,
    ``book/`` and the executed notebooks, cleaned for a static page (saved widget state
    and widget outputs removed: a static page could only show a slider that does nothing).
 3. ``jupyter-book build`` renders it with execution off and warnings as errors. The
-   HTML goes to ``_build/html/`` (or ``--out``). ``smallbatch.sphinxext`` puts plotly.js
+   HTML goes to ``_build/html/`` (or ``--out``). ``smallbatch_book.sphinxext`` puts plotly.js
    and MathJax into its ``_static``: the book works offline, from its own folder.
 
 The book's pages and the build are described in book/intro.md and README.md.
@@ -37,13 +37,16 @@ __all__ = [
     "merge_parameters", "toc_notebooks",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]  # lib/smallbatch/book.py -> repository
+REPO_ROOT = Path(__file__).resolve().parents[2]  # lib/smallbatch_book/build.py -> repository
 
 # Mimetypes a static page cannot show. Widgets need a live kernel; the saved state would
 # make myst-nb load require.js and the widget manager from CDNs.
 WIDGET_VIEW_MIMETYPE = "application/vnd.jupyter.widget-view+json"
 PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
 
+
+# Run by every kernel of the book build before the notebook's first cell.
+KERNEL_STARTUP = "import smallbatch_book.render; smallbatch_book.render.activate_if_building()"
 
 # A cell of the book build runs for at most this long: the build reads stored results
 # (smoke-scale runs are seconds), so a cell still running after it is stuck, and the
@@ -140,7 +143,10 @@ def kernel_manager_class(log_file: Path | None = None, *, stored_only: bool = Fa
     path (a user's ~/.local/share/jupyter/kernels may point at another Python). The book
     build looks only at a spec made here from ipykernel's own for ``sys.executable``, so
     a fresh virtualenv from requirements.txt needs no ``ipykernel install`` step. The spec
-    also sets SMALLBATCH_BOOK_BUILD=1 in the kernel's environment. papermill hands the
+    also sets SMALLBATCH_BOOK_BUILD=1 in the kernel's environment, and the kernel runs
+    :data:`KERNEL_STARTUP` before the first cell: plotly's default renderer becomes the
+    book's static one (``smallbatch_book.render``), so no notebook and no library module
+    switches it. papermill hands the
     class to nbclient, which then owns (starts and shuts down) each kernel. Its clients
     re-check their sockets every REPOLL_S while they wait (:func:`_patient_client_class`).
 
@@ -153,8 +159,8 @@ def kernel_manager_class(log_file: Path | None = None, *, stored_only: bool = Fa
             data set on disk loads, whatever this machine has installed, so a notebook
             that reaches the data loader fails the build.
     """
-    from .data import NO_DATA_ENV
-    from .results import STORED_ONLY_ENV
+    from smallbatch.data import NO_DATA_ENV
+    from smallbatch.store import STORED_ONLY_ENV
 
     import zmq
     from ipykernel.kernelspec import get_kernel_dict
@@ -164,6 +170,7 @@ def kernel_manager_class(log_file: Path | None = None, *, stored_only: bool = Fa
 
     spec = get_kernel_dict()
     spec["argv"][0] = sys.executable
+    spec["argv"].append(f"--IPKernelApp.exec_lines={json.dumps([KERNEL_STARTUP])}")
     spec["env"] = {BUILD_ENV_VAR: "1", STORED_ONLY_ENV: "1" if stored_only else "0",
                    NO_DATA_ENV: "1" if no_data else "0"}
     spec["display_name"] = "Python 3 (smallbatch book)"
@@ -343,8 +350,9 @@ def clean_for_static_page(nb, name: str) -> _CleanReport:
             if PLOTLY_MIMETYPE in data and "text/html" not in data:
                 raise BookBuildError(
                     f"{name}, cell index {index}: a plotly figure without HTML; it would "
-                    "be invisible in the book. Import smallbatch.figures (or call "
-                    "smallbatch.render.activate_if_building()) before showing figures."
+                    "be invisible in the book. The build's kernels switch plotly to the book's "
+                    "renderer at start (KERNEL_STARTUP); was the notebook run outside "
+                    "the build?"
                 )
     return report
 
@@ -455,7 +463,7 @@ def build_book(
             (``$SMALLBATCH_NO_DATA=1`` in the kernels): a notebook that reaches the data
             loader fails the build, on any machine.
     """
-    from .presets import SCALES  # the one list of scale names (imports torch: not at import)
+    from smallbatch.presets import SCALES  # the one list of scale names (imports torch: not at import)
 
     if scale not in SCALES:
         raise BookBuildError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
@@ -532,10 +540,10 @@ def build_book(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .presets import SCALES
+    from smallbatch.presets import SCALES
 
     parser = argparse.ArgumentParser(
-        prog="python -m smallbatch.book",
+        prog="python -m smallbatch_book",
         description="Execute the notebooks with papermill and build the book's HTML.",
     )
     parser.add_argument("--scale", choices=SCALES, default="scaled",

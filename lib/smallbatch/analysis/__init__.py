@@ -1,0 +1,42 @@
+"""Analysis (book part "The experiments"): from stored trials to cells, verdicts and report
+tables. Every number the experiments chapters print goes through here, computed from the
+records in ``results/<study>/<scale>``: nothing is typed in by hand.
+
+- :mod:`.cells`: the records as one frame; statistics per (m, eta_tilde) cell over seeds;
+  the noise margin; each m's best, good range and window edges;
+- :mod:`.claims`: the paper's claims, the rule behind each verdict, and their caveats;
+- :mod:`.report`: the published studies, protocol and cost tables, what is missing, and
+  the claims table with its rules and discussion;
+- :mod:`.costs`: the full protocol's cost, from the benchmark records.
+"""
+
+from .cells import (MARGIN_FLOOR, NEAR_BEST, StudyData, best_per_batch, cell_summary,
+                    compared_runs, curves_by_batch, edges_overview, edges_reached, ghost_cells,
+                    ghost_table, good_range, load_or_run, noise_margin, seed_spread,
+                    study_data, study_label, variants)
+from .claims import (CAVEATS, CLAIM_BN_BATCH_INDEPENDENT, CLAIM_BN_GAP, CLAIM_CURVES,
+                     CLAIM_RANGE_SHRINKS, CLAIM_SMALL_BEST, CLAIM_SMALL_BN_BATCH,
+                     CLAIM_WARMUP_GAP, CLAIM_WARMUP_HELPS, LARGE_BATCHES, SMALL_BATCHES,
+                     SMALL_BN_BATCH, Verdict, verdict_bn_batch_independent,
+                     verdict_bn_widens_gap, verdict_curves_small_ahead, verdict_range_shrinks,
+                     verdict_small_batches_best, verdict_small_bn_batch, verdict_warmup)
+from .costs import (BenchmarkRecords, cost_check_table, ensemble_cap_summary, gpu_against_cpu,
+                    hours_by_study, load_benchmarks, machine, machine_lines)
+from .report import (FULL_ONLY_STUDIES, PUBLISHED_STUDIES, SCALED_TARGET_CPU_HOURS,
+                     cost_summary, discussion, missing_note, process_hours, study_protocol,
+                     verdict_table)
+
+__all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run",
+           "study_label", "cell_summary", "seed_spread", "noise_margin", "NEAR_BEST",
+           "best_per_batch", "good_range", "edges_reached", "edges_overview", "MARGIN_FLOOR",
+           "curves_by_batch", "ghost_cells", "ghost_table", "CLAIM_SMALL_BEST",
+           "CLAIM_RANGE_SHRINKS", "CLAIM_BN_GAP", "CLAIM_SMALL_BN_BATCH",
+           "CLAIM_BN_BATCH_INDEPENDENT", "CLAIM_WARMUP_HELPS", "CLAIM_WARMUP_GAP",
+           "CLAIM_CURVES", "SMALL_BATCHES", "LARGE_BATCHES", "SMALL_BN_BATCH", "Verdict",
+           "verdict_small_batches_best", "verdict_range_shrinks", "verdict_bn_widens_gap",
+           "verdict_small_bn_batch", "verdict_bn_batch_independent", "verdict_warmup",
+           "CAVEATS", "verdict_curves_small_ahead", "BenchmarkRecords", "load_benchmarks",
+           "machine", "machine_lines", "hours_by_study", "gpu_against_cpu", "cost_check_table",
+           "ensemble_cap_summary", "missing_note", "study_protocol", "process_hours",
+           "cost_summary", "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES", "verdict_table",
+           "SCALED_TARGET_CPU_HOURS", "discussion"]

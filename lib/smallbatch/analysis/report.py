@@ -1,0 +1,196 @@
+"""The experiments chapters' report tables and text (book: the experiments chapters and "The
+full protocol"): which studies are published, each study's protocol and cost, what is
+missing and how to train it, and the claims table with its rules and discussion.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ..store import busy_time
+from ..studies import Study, validate_study
+from ..train import config_hash
+from .cells import StudyData, _extra_axes
+from .claims import CAVEATS
+
+__all__ = ["missing_note", "study_protocol", "process_hours", "cost_summary",
+           "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES", "verdict_table",
+           "SCALED_TARGET_CPU_HOURS", "discussion"]
+
+
+
+# The studies the experiments chapters publish at the scaled size (``make studies`` runs
+# the same list).
+PUBLISHED_STUDIES = ("resnet-bn", "resnet-nobn", "warmup", "ghost-bn", "alexnet-bn",
+                     "alexnet-convbn", "alexnet-nobn", "cifar-augment")
+
+
+
+# Studies with no scaled version (their data is not on this project's machines): the
+# experiments chapters show them at the full scale only.
+FULL_ONLY_STUDIES = ("cifar100", "imagenet")
+
+
+
+# What the scaled studies were to cost in all, in CPU-hours of this project's 2-core machine.
+SCALED_TARGET_CPU_HOURS = 6.0
+
+
+
+def _none_last(value) -> tuple:
+    return (value is None, value if value is not None else 0)
+
+
+
+def study_protocol(study: Study) -> pd.DataFrame:
+    """One row per batch size m of the study: the eta_tilde tried (log2 range and count),
+    seeds, trials, and the SGD steps and training examples of one run; with a column of
+    the other values varied where the grid has more axes (e.g. augmentation on and off), and
+    one of warm-up steps where the study's runs warm up."""
+    from ..studies import training_examples
+    from ..train import warmup_steps
+
+    axes = _extra_axes(study)
+    rows = {}
+    for config in validate_study(study):
+        row = rows.setdefault(config.batch_size, {"lrs": set(), "seeds": set(), "trials": 0,
+                                                  "examples": training_examples(config),
+                                                  "warmup": set(),
+                                                  "axes": {a: set() for a in axes}})
+        if config.warmup:
+            row["warmup"].add(config.warmup_fraction)
+        for axis in axes:
+            row["axes"][axis].add(getattr(config, axis))
+        row["lrs"].add(round(math.log2(config.base_lr)))
+        row["seeds"].add(config.seed)
+        row["trials"] += 1
+    warms_up = any(row["warmup"] for row in rows.values())
+    table = []
+    for m, row in sorted(rows.items()):
+        low, high = min(row["lrs"]), max(row["lrs"])
+        examples = row["examples"]
+        steps = examples // m if examples else None
+        line = {"batch size m": m, "log2 η̃ tried": f"{low} to {high}",
+                "η̃ values": len(row["lrs"]), "seeds": len(row["seeds"]),
+                "trials": row["trials"], "SGD steps per run": steps,
+                "training examples per run": examples}
+        if axes:  # the trials at one m are the product of these with eta_tilde and seeds
+            line["also varied"] = "; ".join(
+                f"{axis}: " + ", ".join(str(v) for v in sorted(values, key=_none_last))
+                for axis, values in row["axes"].items())
+        if warms_up:
+            line["warm-up steps"] = ", ".join(
+                str(warmup_steps(steps, f)) for f in sorted(row["warmup"])) \
+                if steps and row["warmup"] else None
+        table.append(line)
+    return pd.DataFrame(table).set_index("batch size m")
+
+
+
+def process_hours(frame: pd.DataFrame) -> float:
+    """Worker-process hours behind the trials of ``frame``: each trial's busy time (its wall
+    time with pauses left out, :func:`smallbatch.store.busy_time`) divided by the size of
+    the lock-step ensemble it trained in (its members share one wall time)."""
+    if frame.empty:
+        return 0.0
+    sizes = frame["provenance_ensemble_size"].fillna(1) if "provenance_ensemble_size" in frame \
+        else 1
+    return float((frame["busy_time"] / sizes).sum() / 3600)
+
+
+
+def cost_summary(data: StudyData) -> dict:
+    """What a study costs at its scale, from its definition and its stored trials.
+
+    ``examples``: training examples of every trial run to the end (a diverged trial stops
+    early, so this is an upper bound); ``process_hours``: measured, of the stored trials
+    (:func:`process_hours`, pauses left out); ``examples_per_second``: the rate of one worker
+    process over the stored trials that ran to the end (the same busy time);
+    ``hours_to_go``: the missing trials' examples at that rate (an upper bound for the same
+    reason; None when no rate is known yet).
+    """
+    from ..studies import training_examples
+
+    trials = validate_study(data.study)
+    stored = {config_hash(r.config) for r in data.results}
+    examples = [training_examples(c) or 0 for c in trials]
+    missing = sum(e for c, e in zip(trials, examples) if config_hash(c) not in stored)
+    done_examples = done_seconds = 0.0
+    for result in data.results:
+        if result.status == "complete" and result.wall_time:
+            done_examples += training_examples(result.config) or 0
+            done_seconds += busy_time(result) / (result.provenance.get("ensemble_size") or 1)
+    rate = done_examples / done_seconds if done_seconds else None
+    return {"study": data.study.name, "trials": data.total,
+            "stored": data.total - data.missing, "examples": sum(examples),
+            "process_hours": process_hours(data.frame),
+            "examples_per_second": rate,
+            "hours_to_go": missing / rate / 3600 if rate else (0.0 if not missing else None)}
+
+
+
+def missing_note(data: StudyData) -> str:
+    """Markdown: what is stored, what is missing, and the command that fills it in."""
+    if data.complete:
+        return (f"All {data.total} trials of study `{data.study.name}` at the "
+                f"{data.study.scale} scale are stored.")
+    command = f"smallbatch sweep {data.study.name} --scale {data.study.scale}"
+    stored = data.total - data.missing
+    if stored == 0:
+        return (f"**Not run:** none of the {data.total} trials of study `{data.study.name}` "
+                f"({data.study.scale}) is stored, so nothing below shows it. To train them "
+                f"(resumable): `{command}` (add `--dry-run --calibrate` to see the cost "
+                "first).")
+    return (f"**Incomplete:** {stored} of {data.total} trials of study `{data.study.name}` "
+            f"({data.study.scale}) are stored; {data.missing} are missing. What follows uses "
+            f"only the stored trials. To train the rest (resumable; stored trials are "
+            f"skipped): `{command}` (add `--dry-run --calibrate` to see the cost first).")
+
+
+
+def verdict_table(rows, runs: bool = True) -> tuple[pd.DataFrame, str]:
+    """A chapter's claims table from (where, Verdict) pairs: one row per verdict (which runs,
+    unless ``runs`` is False; the paper's claim; our measurement; the verdict), and the rules
+    as markdown, each claim's rule stated once rather than in every row that uses it."""
+    columns = ["runs", "paper's claim", "our measurement", "verdict"]
+    table = pd.DataFrame([{"runs": where, **verdict.as_row()} for where, verdict in rows],
+                         columns=columns + ["rule"])[columns if runs else columns[1:]]
+    rules: dict[str, list[str]] = {}
+    for _, verdict in rows:
+        if verdict.rule not in rules.setdefault(verdict.claim, []):
+            rules[verdict.claim].append(verdict.rule)
+    text = "\n".join(f"- *{claim}*: " + "; or, where stated, ".join(texts) + "."
+                     for claim, texts in rules.items())
+    return table, ("**Rules** (margin: the noise margin named in each measurement):\n\n" + text
+                   if rules else "")
+
+
+
+def discussion(rows) -> str:
+    """Markdown: which claims the stored runs confirm, contradict or leave open, and for
+    each claim they do not confirm the differences from the paper's protocol that bear on
+    it (``CAVEATS``). ``rows``: (where, Verdict) pairs, where naming the runs."""
+    groups: dict[str, dict[str, list[str]]] = {"agrees": {}, "disagrees": {},
+                                               "inconclusive": {}}
+    for where, verdict in rows:
+        groups[verdict.verdict].setdefault(verdict.claim, []).append(where)
+    if not any(groups.values()):
+        return "No verdicts yet: no study of this chapter has stored runs at this scale."
+    heads = {"agrees": "These runs agree with the paper",
+             "disagrees": "These runs disagree with the paper",
+             "inconclusive": "These runs cannot decide (differences within the noise margin, "
+                             "or too few points)"}
+    parts = []
+    for kind, claims in groups.items():
+        if not claims:
+            continue
+        lines = []
+        for claim, wheres in claims.items():
+            line = f"- *{claim}*: {'; '.join(wheres)}."
+            if kind != "agrees" and claim in CAVEATS:
+                line += f" What may explain it: {CAVEATS[claim]}."
+            lines.append(line)
+        parts.append(f"**{heads[kind]}:**\n\n" + "\n".join(lines))
+    return "\n\n".join(parts)

@@ -1,0 +1,21 @@
+"""Figures (plotly), one module per book part, from tidy DataFrames (one row per run, cell
+or epoch). Each function returns a ``plotly.graph_objects.Figure``; how it is shown is the
+caller's (in the book build, the kernel's renderer: ``smallbatch_book.render``).
+
+- :mod:`.style`: what every figure shares (title and provenance note, log2 axes, slider
+  steps, colours);
+- :mod:`.quickstart`, :mod:`.theory`, :mod:`.experiments`, :mod:`.engine`: the figures of
+  "Getting started", "The argument", "The experiments" and "How the grids are trained".
+"""
+
+from .engine import (throughput)
+from .experiments import (accuracy_heatmap, accuracy_vs_lr, best_and_range, ghost_batch_norm,
+                          training_curves_by_batch, warmup_comparison)
+from .quickstart import (training_curves)
+from .theory import (gradient_noise, lr_scaling, nqm_loss_curves, nqm_steps_to_target,
+                     stale_gradient_losses, stale_gradients)
+
+__all__ = ["training_curves", "throughput", "nqm_loss_curves", "nqm_steps_to_target",
+           "lr_scaling", "gradient_noise", "stale_gradients", "stale_gradient_losses",
+           "accuracy_vs_lr", "accuracy_heatmap", "best_and_range", "training_curves_by_batch",
+           "ghost_batch_norm", "warmup_comparison"]

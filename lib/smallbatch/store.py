@@ -315,7 +315,7 @@ def measure_or_load(kind: str, config, compute: Callable[[], tuple[dict, Any]],
     ``compute`` returns ``(values, device)``: a dict of JSON-ready values and the
     torch.device it ran on (for the provenance). With ``results_dir=None`` (the smoke
     scale) it always computes and stores nothing; a missing record with
-    ``$SMALLBATCH_STORED_ONLY=1`` raises ``results.NotStoredError``. Returns the record: kind, config_hash,
+    ``$SMALLBATCH_STORED_ONLY=1`` raises ``store.NotStoredError``. Returns the record: kind, config_hash,
     config, values, wall_time, provenance.
     """
     from .provenance import run_provenance

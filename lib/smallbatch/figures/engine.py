@@ -4,11 +4,9 @@ each implementation against the batch size.
 
 from __future__ import annotations
 
-import math
-
 import plotly.graph_objects as go
 
-
+from .style import _log2_axis
 
 _METHOD_STYLE = {  # configuration family -> (legend name, colour, dash)
     "naive": ("naive loop (DataLoader, 1 process)", "#7f7f7f", "dot"),
@@ -76,8 +74,7 @@ def throughput(benchmark: dict) -> go.Figure:
                    yanchor="top"),
         updatemenus=[dict(type="buttons", direction="right", buttons=buttons, x=0, y=1.04,
                           xanchor="left", yanchor="bottom", showactive=True)],
-        xaxis=dict(title_text="batch size m (log2 scale)", type="log", dtick=math.log10(2),
-                   tickformat="d"),
+        xaxis=_log2_axis("batch size m (log2 scale)"),
         yaxis=dict(title_text="training examples per second", rangemode="tozero"),
         legend=dict(orientation="h", y=-0.25), height=560, margin=dict(t=130))
     return fig

@@ -12,8 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .style import (SERIES_COLOURS, _batch_colours, _note_room, _short_count, _spread,
-                    _title_box, _with_note)
+from .style import (SERIES_COLOURS, _batch_colours, _highlight_slider, _log2_axis, _note_room,
+                    _short_count, _spread, _title_box, _with_note)
 
 
 def accuracy_vs_lr(cells: pd.DataFrame, title: str, note: str = "",
@@ -61,14 +61,6 @@ def accuracy_vs_lr(cells: pd.DataFrame, title: str, note: str = "",
                 f"{best['median']:.4f} (seeds {best['low']:.4f} to {best['high']:.4f})")
         return _with_note(text, note)
 
-    steps = [dict(method="update", label="all",
-                  args=[{"opacity": [1.0] * len(batch_sizes),
-                         "line.width": [2] * len(batch_sizes)}, {"title.text": heading(None)}])]
-    for m in batch_sizes:
-        steps.append(dict(method="update", label=str(m),
-                          args=[{"opacity": [1.0 if b == m else 0.15 for b in batch_sizes],
-                                 "line.width": [4 if b == m else 1 for b in batch_sizes]},
-                                {"title.text": heading(m)}]))
     low, high = int(cells["log2_base_lr"].min()), int(cells["log2_base_lr"].max())
     fig.update_layout(
         title=_title_box(heading(None)), height=560 + _note_room(note),
@@ -77,8 +69,8 @@ def accuracy_vs_lr(cells: pd.DataFrame, title: str, note: str = "",
                    range=[low - 0.5, high + 0.5]),
         yaxis=dict(title_text="test accuracy (median of last 5 epochs)"),
         legend=dict(title_text="batch size"),
-        sliders=[dict(active=0, steps=steps, pad=dict(t=50),
-                      currentvalue=dict(prefix="highlighted batch size: "))])
+        sliders=[_highlight_slider(batch_sizes, batch_sizes, heading, pad=50,
+                                   prefix="highlighted batch size: ")])
     return fig
 
 
@@ -149,9 +141,7 @@ def best_and_range(studies: dict, margin: float, title: str, note: str = "",
             hovertemplate=f"{label}, m = %{{x:.0f}}: best log2 η̃ = %{{y}}<extra></extra>"),
             row=1, col=2)
     all_sizes = sorted({int(m) for best, _ in studies.values() for m in best.index})
-    axis = dict(type="log", tickformat="d", dtick=math.log10(2),
-                range=[math.log10(min(all_sizes)) - 0.15, math.log10(max(all_sizes)) + 0.15],
-                title_text="batch size m (log2 scale)")
+    axis = _log2_axis("batch size m (log2 scale)", all_sizes, pad=0.15)
     fig.update_xaxes(**axis)
     fig.update_yaxes(title_text="test accuracy (median of last 5 epochs)", row=1, col=1)
     fig.update_yaxes(title_text="log2 η̃", dtick=1, row=1, col=2)
@@ -213,14 +203,6 @@ def training_curves_by_batch(curves: pd.DataFrame, title: str, note: str = "") -
         text = title if selected is None else f"{title}: m = {selected} highlighted"
         return _with_note(text, note)
 
-    steps = [dict(method="update", label="all",
-                  args=[{"opacity": [1.0] * len(owner), "line.width": [2] * len(owner)},
-                        {"title.text": heading(None)}])]
-    for m in batch_sizes:
-        steps.append(dict(method="update", label=str(m),
-                          args=[{"opacity": [1.0 if o == m else 0.15 for o in owner],
-                                 "line.width": [4 if o == m else 1 for o in owner]},
-                                {"title.text": heading(m)}]))
     per_epoch = (curves["examples_seen"] / curves["epoch"]).round().unique()
     if len(per_epoch) == 1:  # the same examples per epoch for every m: mark the epochs
         epochs = sorted(int(e) for e in curves["epoch"].unique())
@@ -239,8 +221,8 @@ def training_curves_by_batch(curves: pd.DataFrame, title: str, note: str = "") -
     fig.update_layout(title=_title_box(heading(None)), height=820 + _note_room(note),
                       margin=dict(t=100 + _note_room(note)),
                       legend=dict(title_text="batch size"),
-                      sliders=[dict(active=0, steps=steps, pad=dict(t=60),
-                                    currentvalue=dict(prefix="highlighted batch size: "))])
+                      sliders=[_highlight_slider(owner, batch_sizes, heading, pad=60,
+                                                 prefix="highlighted batch size: ")])
     return fig
 
 
@@ -276,9 +258,7 @@ def ghost_batch_norm(table: pd.DataFrame, title: str, note: str = "") -> go.Figu
     fig.update_layout(
         title=_title_box(_with_note(title, note)), height=500 + _note_room(note),
         margin=dict(t=100 + _note_room(note)),
-        xaxis=dict(title_text="batch-norm batch m_BN (log2 scale)", type="log", tickformat="d",
-                   dtick=math.log10(2), range=[math.log10(min(bn_sizes)) - 0.15,
-                                               math.log10(max(bn_sizes)) + 0.15]),
+        xaxis=_log2_axis("batch-norm batch m_BN (log2 scale)", bn_sizes, pad=0.15),
         yaxis=dict(title_text="best test accuracy over η̃ (median of last 5 epochs)"))
     return fig
 

@@ -78,10 +78,17 @@ def _restyle_steps(values, curves, heading, traces: list[int]) -> list[dict]:
 
 
 
+def _log2_axis(title: str, values=None, *, pad: float = 0.1, octaves: int = 1) -> dict:
+    """A log axis with a tick every ``octaves`` powers of two, labelled as integers; with
+    ``values``, its range reaches ``pad`` decades past their smallest and largest."""
+    axis = dict(title_text=title, type="log", dtick=octaves * math.log10(2), tickformat="d")
+    if values is not None:
+        axis["range"] = [math.log10(min(values)) - pad, math.log10(max(values)) + pad]
+    return axis
+
+
 def _log2_batch_axis(batch_sizes) -> dict:
-    return dict(title_text="batch size B (log2 scale)", type="log", dtick=math.log10(2),
-                tickformat="d", range=[math.log10(min(batch_sizes)) - 0.1,
-                                       math.log10(max(batch_sizes)) + 0.1])
+    return _log2_axis("batch size B (log2 scale)", batch_sizes)
 
 
 
@@ -127,3 +134,23 @@ def _short_count(value: float) -> str:
             scaled = value / scale
             return f"{scaled:.1f}{suffix}" if scaled < 10 else f"{scaled:.0f}{suffix}"
     return f"{value:.0f}"
+
+
+HIGHLIGHT_OPACITY = 0.15  # the traces a highlight slider leaves in the background
+
+
+def _highlight_slider(owners, keys, heading, *, pad: int, prefix: str) -> dict:
+    """A slider that highlights one key's traces at a time: "all" first (every trace at
+    full opacity and width 2), then one step per key (its traces at width 4, the others
+    faded to HIGHLIGHT_OPACITY at width 1), each step retitling the figure with
+    ``heading(key)`` (``heading(None)`` for "all"). ``owners``: the key of each trace."""
+    steps = [dict(method="update", label="all",
+                  args=[{"opacity": [1.0] * len(owners), "line.width": [2] * len(owners)},
+                        {"title.text": heading(None)}])]
+    for key in keys:
+        steps.append(dict(method="update", label=str(key),
+                          args=[{"opacity": [1.0 if o == key else HIGHLIGHT_OPACITY
+                                             for o in owners],
+                                 "line.width": [4 if o == key else 1 for o in owners]},
+                                {"title.text": heading(key)}]))
+    return dict(active=0, steps=steps, pad=dict(t=pad), currentvalue=dict(prefix=prefix))

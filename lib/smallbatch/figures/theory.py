@@ -10,8 +10,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .style import (_log2_batch_axis, _lr_axis, _marker_steps, _nan_to_none, _restyle_steps,
-                    _spread)
+from .style import (_log2_axis, _log2_batch_axis, _lr_axis, _marker_steps, _nan_to_none,
+                    _restyle_steps, _spread)
 
 
 _RULE_STYLE = {  # LR choice -> (legend name, colour, dash)
@@ -214,9 +214,7 @@ def lr_scaling(table: pd.DataFrame, title: str = "Learning-rate scaling") -> go.
 
     slider_steps = _marker_steps(fig, curves, batch_sizes, markers, heading)
     octaves = 1 if len(batch_sizes) <= 8 else 2  # a tick every 2 octaves fits half a page
-    axis = dict(type="log", dtick=octaves * math.log10(2), tickformat="d",
-                range=[math.log10(min(batch_sizes)) - 0.1, math.log10(max(batch_sizes)) + 0.1])
-    fig.update_xaxes(title_text="batch size m (log2 scale)", **axis)
+    fig.update_xaxes(**_log2_axis("batch size m (log2 scale)", batch_sizes, octaves=octaves))
     for (_, _, y_title), (row, col) in zip(_SCALING_PANELS, cells):
         fig.update_yaxes(title_text=y_title, type="log", dtick=1, exponentformat="power",
                          row=row, col=col)  # dtick=1: one label per decade
@@ -250,7 +248,8 @@ def gradient_noise(frame: pd.DataFrame, title: str = "Update covariance against 
     writes the ratios into the title (book: "The variance derivation, measured").
 
     Args:
-        frame: ``smallbatch.theory.gradnoise.noise_frame`` output with the "linear" and "sqrt" rules.
+        frame: ``smallbatch.theory.gradnoise.noise_frame`` output with the "linear" and
+            "sqrt" rules.
     """
     needed = {"checkpoint", "batch_size", "rule", "measured", "measured_low", "measured_high",
               "predicted", "ratio", "ratio_low", "ratio_high"}
@@ -323,10 +322,8 @@ def gradient_noise(frame: pd.DataFrame, title: str = "Update covariance against 
 
     steps = _marker_steps(fig, curves, batch_sizes, markers, heading)
     octaves = 1 if len(batch_sizes) <= 8 else 2
-    fig.update_xaxes(title_text="batch size m (log2 scale)", type="log", tickformat="d",
-                     dtick=octaves * math.log10(2),
-                     range=[math.log10(min(batch_sizes)) - 0.15,
-                            math.log10(max(batch_sizes)) + 0.15])
+    fig.update_xaxes(**_log2_axis("batch size m (log2 scale)", batch_sizes, pad=0.15,
+                                  octaves=octaves))
     for (row, col), (panel, _, y_title) in zip(cells, _NOISE_PANELS):
         fig.update_yaxes(title_text=y_title, type="linear" if panel == "ratio" else "log",
                          exponentformat="power", row=row, col=col)

@@ -27,14 +27,7 @@ replaces the blocks.
 
 Named studies ship in ``smallbatch/studies/``; a path to a YAML file works too.
 
-Running a study (:func:`run_study`) trains only the trials without a stored record: a
-killed sweep loses no finished trial, and rerunning it creates no duplicate (records are
-keyed by config hash and written atomically). Trials that differ only in optimiser
-settings (the learning rate, its schedule and scaling, weight decay) and share everything
-else (the seed included) train together as one lock-step ensemble on the same batch
-sequence (:mod:`smallbatch.ensemble`). Ensembles run seed by seed (the whole grid with the
-first seed, then the next), in-process, in local worker processes, or on a Dask cluster,
-through one code path: a ``concurrent.futures``-style executor.
+How a study runs is :mod:`smallbatch.studies.run`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,10 @@ records in ``results/<study>/<scale>``: nothing is typed in by hand.
 - :mod:`.claims`: the paper's claims, the rule behind each verdict, and their caveats;
 - :mod:`.report`: the published studies, protocol and cost tables, what is missing, and
   the claims table with its rules and discussion;
-- :mod:`.costs`: the full protocol's cost, from the benchmark records.
+- :mod:`.costs`: the full protocol's cost, from the benchmark records;
+- :mod:`.budget`: steps and examples to a target against m, McCandlish's trade-off and
+  critical batch, and the two-batch-size noise-scale estimate (imported by module:
+  ``from smallbatch.analysis import budget``).
 """
 
 from .cells import (MARGIN_FLOOR, NEAR_BEST, StudyData, best_per_batch, cell_summary,

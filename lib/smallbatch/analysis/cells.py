@@ -35,15 +35,12 @@ __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run"
            "curves_by_batch", "ghost_cells", "ghost_table"]
 
 
-
 MARGIN_FLOOR = 0.01  # one percentage point
-
 
 
 # The seed spread behind the noise margin is pooled over the cells within this much of the
 # best at their point of the grid (see seed_spread).
 NEAR_BEST = 0.05
-
 
 
 @dataclass
@@ -78,13 +75,11 @@ class StudyData:
                 f"code commit(s) {commits}")
 
 
-
 def _commits(frame: pd.DataFrame) -> tuple[str, ...]:
     """The code commits that produced a frame's records, sorted."""
     if "provenance_git_commit" not in frame:
         return ()
     return tuple(sorted({str(c) for c in frame["provenance_git_commit"].dropna()}))
-
 
 
 def study_data(study: str | Study, scale: str = "scaled", *, results_dir=None,
@@ -114,9 +109,7 @@ def study_data(study: str | Study, scale: str = "scaled", *, results_dir=None,
                      results=kept)
 
 
-
 CELL_AXES = ("batch_size", "base_lr", "seed")  # what a chapter's curves are drawn over
-
 
 
 def _axis_value_label(axis: str, value) -> str:
@@ -125,11 +118,9 @@ def _axis_value_label(axis: str, value) -> str:
     return f"{axis} = {value}"
 
 
-
 def _extra_axes(study: Study) -> list[str]:
     """The axes a study's grid varies besides m, eta_tilde and the seed (sorted)."""
     return sorted({name for block in study.blocks for name, _ in block} - set(CELL_AXES))
-
 
 
 def variants(data: StudyData) -> dict[str, StudyData]:
@@ -166,7 +157,6 @@ def variants(data: StudyData) -> dict[str, StudyData]:
     return out
 
 
-
 def compared_runs(studies) -> dict[str, StudyData]:
     """The sets of runs a chapter compares, each on its own: every study's :func:`variants`,
     in order, keyed by label. Two sets with one label would hide one another, so that is an
@@ -183,7 +173,6 @@ def compared_runs(studies) -> dict[str, StudyData]:
     return out
 
 
-
 def cell_summary(frame: pd.DataFrame, by=("batch_size", "log2_base_lr")) -> pd.DataFrame:
     """One row per cell (default: m and log2 eta_tilde): seeds, diverged seeds, the median,
     minimum, maximum and standard deviation of the score over seeds."""
@@ -194,7 +183,6 @@ def cell_summary(frame: pd.DataFrame, by=("batch_size", "log2_base_lr")) -> pd.D
                           median=("score", "median"), low=("score", "min"),
                           high=("score", "max"), std=("score", "std"))
     return summary.reset_index()
-
 
 
 def seed_spread(frame: pd.DataFrame, near_best: float | None = NEAR_BEST) -> float | None:
@@ -229,7 +217,6 @@ def seed_spread(frame: pd.DataFrame, near_best: float | None = NEAR_BEST) -> flo
     return math.sqrt(float(((table["count"] - 1) * table["var"]).sum()) / dof)
 
 
-
 def noise_margin(frame: pd.DataFrame, test_size: int | None = None) -> float:
     """max(MARGIN_FLOOR, 2 x :func:`seed_spread`) of the cells within NEAR_BEST of their
     point's best; with no such cell of several seeds, of every cell with several seeds.
@@ -249,14 +236,12 @@ def noise_margin(frame: pd.DataFrame, test_size: int | None = None) -> float:
     return MARGIN_FLOOR
 
 
-
 def best_per_batch(summary: pd.DataFrame, by: str = "batch_size") -> pd.DataFrame:
     """Per value of ``by``: the cell with the highest median score (ties: the smaller
     eta_tilde), with its spread over seeds."""
     ordered = summary.sort_values([by, "median", "log2_base_lr"], ascending=[True, False, True])
     best = ordered.groupby(by, sort=True).head(1).set_index(by)
     return best[["log2_base_lr", "median", "low", "high", "seeds", "diverged"]]
-
 
 
 def good_range(summary: pd.DataFrame, margin: float, *, reference: str = "global"
@@ -279,7 +264,6 @@ def good_range(summary: pd.DataFrame, margin: float, *, reference: str = "global
                      "highest": good.max() if len(good) else None, "octaves": len(good),
                      "tried": len(cells)})
     return pd.DataFrame(rows).set_index("batch_size")
-
 
 
 def edges_reached(summary: pd.DataFrame, margin: float, by=("batch_size",)) -> pd.DataFrame:
@@ -309,7 +293,6 @@ def edges_reached(summary: pd.DataFrame, margin: float, by=("batch_size",)) -> p
     return pd.DataFrame(rows).set_index(by)
 
 
-
 def edges_overview(edges: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """:func:`edges_reached` tables of several sets of runs (by label) as one row per set and
     one column per m: each cell the best log2 eta_tilde, followed by what the window misses
@@ -326,7 +309,6 @@ def edges_overview(edges: dict[str, pd.DataFrame]) -> pd.DataFrame:
     overview = overview[sorted(overview.columns)].fillna("")
     overview.columns.name, overview.index.name = "m", "runs"
     return overview
-
 
 
 def load_or_run(study_name: str, scale: str, *, data_root=None, progress: bool = False
@@ -351,7 +333,6 @@ def load_or_run(study_name: str, scale: str, *, data_root=None, progress: bool =
     return study_data(study, results_dir=folder)
 
 
-
 def study_label(study: Study) -> str:
     """A short name for a study's runs: data, model, batch norm, augmentation."""
     from ..data import DATASET_LABELS
@@ -364,7 +345,6 @@ def study_label(study: Study) -> str:
     if "augment" not in axes:
         parts.append("augmented" if base.augment else "no augmentation")
     return ", ".join(parts)
-
 
 
 def curves_by_batch(data: StudyData, log2_base_lr) -> pd.DataFrame:
@@ -392,13 +372,11 @@ def curves_by_batch(data: StudyData, log2_base_lr) -> pd.DataFrame:
     return curves[columns]
 
 
-
 def ghost_cells(frame: pd.DataFrame) -> pd.DataFrame:
     """:func:`cell_summary` per (m, m_BN, eta_tilde); m_BN = None (ordinary batch norm)
     counts as m_BN = m (column ``bn_batch``)."""
     frame = frame.assign(bn_batch=frame["bn_batch_size"].fillna(frame["batch_size"]).astype(int))
     return cell_summary(frame, by=("batch_size", "bn_batch", "log2_base_lr"))
-
 
 
 def ghost_table(frame: pd.DataFrame) -> pd.DataFrame:

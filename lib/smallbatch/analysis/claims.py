@@ -19,15 +19,12 @@ __all__ = ["CLAIM_SMALL_BEST", "CLAIM_RANGE_SHRINKS", "CLAIM_BN_GAP", "CLAIM_SMA
            "CAVEATS", "verdict_curves_small_ahead"]
 
 
-
-
 def _at_window_end(edges: pd.DataFrame | None, keys) -> list:
     """The ``keys`` (m, or (m, m_BN)) whose best sits at an end of its eta_tilde window in
     ``edges`` (:func:`edges_reached`); none without edges."""
     if edges is None:
         return []
     return [key for key in keys if key in edges.index and not edges.loc[key, "inside"]]
-
 
 
 @dataclass(frozen=True)
@@ -44,38 +41,29 @@ class Verdict:
                 "rule": self.rule, "verdict": self.verdict}
 
 
-
 CLAIM_SMALL_BEST = "Best results at m = 2 ... 32"
-
 
 
 CLAIM_RANGE_SHRINKS = "The range of η̃ that trains well shrinks as m grows"
 
 
-
 CLAIM_BN_GAP = "Without batch norm the advantage of small batches is larger"
-
 
 
 CLAIM_SMALL_BN_BATCH = "A small batch-norm batch is best (m_BN 4-8 on CIFAR-10)"
 
 
-
 CLAIM_BN_BATCH_INDEPENDENT = "The best m_BN hardly depends on m"
-
 
 
 CLAIM_WARMUP_HELPS = "Warm-up helps large batches"
 
 
-
 CLAIM_WARMUP_GAP = "... but does not close the gap to small batches"
-
 
 
 CLAIM_CURVES = ("At a fixed η̃, small batches are not behind per epoch (large batches use "
                 "stale gradients; the paper's section 2 and Fig 4)")
-
 
 
 # For each claim: how the scaled protocol differs from the paper's in ways that bear on it.
@@ -125,17 +113,13 @@ CAVEATS = {
 }
 
 
-
 SMALL_BATCHES = 32   # the paper's "small": m <= 32
-
 
 
 LARGE_BATCHES = 128  # and "large": m >= 128
 
 
-
 RANGE_MIN_BATCHES = 4  # batch sizes the range-shrinks verdict needs
-
 
 
 def verdict_small_batches_best(best: pd.DataFrame, margin: float,
@@ -171,12 +155,10 @@ def verdict_small_batches_best(best: pd.DataFrame, margin: float,
     return Verdict(CLAIM_SMALL_BEST, measurement, _SMALL_RULE, verdict)
 
 
-
 _SMALL_RULE = ("agrees if the best m is <= 32 and every m >= 128 is more than the margin "
                "below it; disagrees if the best m is >= 128 and every m <= 32 is more than "
                "the margin below it; else inconclusive (also when a best read as lower sits "
                "at an end of its η̃ window)")
-
 
 
 def verdict_range_shrinks(ranges: pd.DataFrame) -> Verdict:
@@ -212,14 +194,12 @@ def verdict_range_shrinks(ranges: pd.DataFrame) -> Verdict:
                    verdict)
 
 
-
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman's rank correlation (average ranks for ties); nan if either is constant."""
     rx, ry = pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy()
     if np.std(rx) == 0 or np.std(ry) == 0:
         return float("nan")
     return float(np.corrcoef(rx, ry)[0, 1])
-
 
 
 def verdict_bn_widens_gap(with_bn: pd.DataFrame, without_bn: pd.DataFrame,
@@ -248,7 +228,6 @@ def verdict_bn_widens_gap(with_bn: pd.DataFrame, without_bn: pd.DataFrame,
         verdict = "inconclusive"
     return Verdict(CLAIM_BN_GAP, measurement,
                    rule, verdict)
-
 
 
 def verdict_curves_small_ahead(curves: pd.DataFrame, margin: float, num_epochs: int,
@@ -288,9 +267,7 @@ def verdict_curves_small_ahead(curves: pd.DataFrame, margin: float, num_epochs: 
     return Verdict(CLAIM_CURVES, measurement, rule, verdict)
 
 
-
 SMALL_BN_BATCH = 16  # "small" m_BN: the paper's best was 4-8 on CIFAR, 16-64 on ImageNet
-
 
 
 def verdict_small_bn_batch(table: pd.DataFrame, margin: float,
@@ -336,7 +313,6 @@ def verdict_small_bn_batch(table: pd.DataFrame, margin: float,
     return Verdict(CLAIM_SMALL_BN_BATCH, measurement, rule, verdict)
 
 
-
 def verdict_bn_batch_independent(table: pd.DataFrame, margin: float) -> Verdict:
     """Claim: the best m_BN hardly depends on the overall batch size m.
 
@@ -358,7 +334,6 @@ def verdict_bn_batch_independent(table: pd.DataFrame, margin: float) -> Verdict:
                    f"common to all: {sorted(int(b) for b in common) or 'none'}")
     return Verdict(CLAIM_BN_BATCH_INDEPENDENT, measurement, rule,
                    "agrees" if common else "disagrees")
-
 
 
 def verdict_warmup(with_warmup: pd.DataFrame, without: pd.DataFrame, small_best: float,

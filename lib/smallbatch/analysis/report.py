@@ -20,12 +20,10 @@ __all__ = ["missing_note", "study_protocol", "process_hours", "cost_summary",
            "SCALED_TARGET_CPU_HOURS", "discussion"]
 
 
-
 # The studies the experiments chapters publish at the scaled size (``make studies`` runs
 # the same list).
 PUBLISHED_STUDIES = ("resnet-bn", "resnet-nobn", "warmup", "ghost-bn", "alexnet-bn",
                      "alexnet-convbn", "alexnet-nobn", "cifar-augment")
-
 
 
 # Studies with no scaled version (their data is not on this project's machines): the
@@ -33,15 +31,12 @@ PUBLISHED_STUDIES = ("resnet-bn", "resnet-nobn", "warmup", "ghost-bn", "alexnet-
 FULL_ONLY_STUDIES = ("cifar100", "imagenet")
 
 
-
 # What the scaled studies were to cost in all, in CPU-hours of this project's 2-core machine.
 SCALED_TARGET_CPU_HOURS = 6.0
 
 
-
 def _none_last(value) -> tuple:
     return (value is None, value if value is not None else 0)
-
 
 
 def study_protocol(study: Study) -> pd.DataFrame:
@@ -88,7 +83,6 @@ def study_protocol(study: Study) -> pd.DataFrame:
     return pd.DataFrame(table).set_index("batch size m")
 
 
-
 def process_hours(frame: pd.DataFrame) -> float:
     """Worker-process hours behind the trials of ``frame``: each trial's busy time (its wall
     time with pauses left out, :func:`smallbatch.store.busy_time`) divided by the size of
@@ -98,7 +92,6 @@ def process_hours(frame: pd.DataFrame) -> float:
     sizes = frame["provenance_ensemble_size"].fillna(1) if "provenance_ensemble_size" in frame \
         else 1
     return float((frame["busy_time"] / sizes).sum() / 3600)
-
 
 
 def cost_summary(data: StudyData) -> dict:
@@ -130,7 +123,6 @@ def cost_summary(data: StudyData) -> dict:
             "hours_to_go": missing / rate / 3600 if rate else (0.0 if not missing else None)}
 
 
-
 def missing_note(data: StudyData) -> str:
     """Markdown: what is stored, what is missing, and the command that fills it in."""
     if data.complete:
@@ -149,7 +141,6 @@ def missing_note(data: StudyData) -> str:
             f"skipped): `{command}` (add `--dry-run --calibrate` to see the cost first).")
 
 
-
 def verdict_table(rows, runs: bool = True) -> tuple[pd.DataFrame, str]:
     """A chapter's claims table from (where, Verdict) pairs: one row per verdict (which runs,
     unless ``runs`` is False; the paper's claim; our measurement; the verdict), and the rules
@@ -165,7 +156,6 @@ def verdict_table(rows, runs: bool = True) -> tuple[pd.DataFrame, str]:
                      for claim, texts in rules.items())
     return table, ("**Rules** (margin: the noise margin named in each measurement):\n\n" + text
                    if rules else "")
-
 
 
 def discussion(rows) -> str:

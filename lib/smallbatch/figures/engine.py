@@ -17,14 +17,12 @@ _METHOD_STYLE = {  # configuration family -> (legend name, colour, dash)
 }
 
 
-
 def _family(row: dict) -> str | None:
     if row["mode"] == "single":
         return "single2" if row["processes"] > 1 else "single1"
     if row["mode"] == "grouped" and row["processes"] == 1:
         return None  # shown in the table, not the figure
     return row["mode"]
-
 
 
 def throughput(benchmark: dict) -> go.Figure:

@@ -74,7 +74,6 @@ def accuracy_vs_lr(cells: pd.DataFrame, title: str, note: str = "",
     return fig
 
 
-
 def accuracy_heatmap(cells: pd.DataFrame, title: str, note: str = "") -> go.Figure:
     """Median test accuracy over (log2 eta_tilde, m) as a heat map; untried cells blank,
     cells where every seed diverged marked "div"."""
@@ -93,7 +92,6 @@ def accuracy_heatmap(cells: pd.DataFrame, title: str, note: str = "") -> go.Figu
                       xaxis=dict(title_text="base learning rate log2 η̃", dtick=1),
                       yaxis=dict(title_text="batch size m", type="category"))
     return fig
-
 
 
 def best_and_range(studies: dict, margin: float, title: str, note: str = "",
@@ -154,7 +152,6 @@ def best_and_range(studies: dict, margin: float, title: str, note: str = "",
     return fig
 
 
-
 _CURVE_PANELS = (  # (column, x, panel title, y title)
     ("train_loss", "examples_seen", "training loss against examples seen",
      "mean cross-entropy (nats)"),
@@ -162,7 +159,6 @@ _CURVE_PANELS = (  # (column, x, panel title, y title)
     ("train_loss", "steps", "training loss against SGD steps", "mean cross-entropy (nats)"),
     ("test_accuracy", "steps", "test accuracy against SGD steps", "test accuracy"),
 )
-
 
 
 def training_curves_by_batch(curves: pd.DataFrame, title: str, note: str = "") -> go.Figure:
@@ -226,7 +222,6 @@ def training_curves_by_batch(curves: pd.DataFrame, title: str, note: str = "") -
     return fig
 
 
-
 def ghost_batch_norm(table: pd.DataFrame, title: str, note: str = "") -> go.Figure:
     """Best test accuracy over eta_tilde against the batch-norm batch m_BN (log2 axis), one
     curve per SGD batch size m; the point m_BN = m (ordinary batch norm) is ringed (book:
@@ -261,7 +256,6 @@ def ghost_batch_norm(table: pd.DataFrame, title: str, note: str = "") -> go.Figu
         xaxis=_log2_axis("batch-norm batch m_BN (log2 scale)", bn_sizes, pad=0.15),
         yaxis=dict(title_text="best test accuracy over η̃ (median of last 5 epochs)"))
     return fig
-
 
 
 def warmup_comparison(with_warmup: pd.DataFrame, without: pd.DataFrame, title: str,

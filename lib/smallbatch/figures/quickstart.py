@@ -8,7 +8,6 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 
-
 def training_curves(history: pd.DataFrame, title: str = "") -> go.Figure:
     """Loss and test accuracy against epochs for one run (book: "Quickstart").
 

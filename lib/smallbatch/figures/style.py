@@ -11,21 +11,17 @@ import textwrap
 import plotly.graph_objects as go
 
 
-
 # A figure's note (study, trials stored, code commits) goes under its title in small type,
 # wrapped so that it fits the book's column; each extra line adds to the top margin and the
 # height, so the plot keeps its size.
 NOTE_WIDTH = 100  # characters per line
 
 
-
 NOTE_LINE_PX = 24  # the height of one line of <sup> text, with its spacing
-
 
 
 def _note_lines(note: str) -> list[str]:
     return textwrap.wrap(note, NOTE_WIDTH, break_on_hyphens=False) if note else []
-
 
 
 def _with_note(title: str, note: str) -> str:
@@ -34,19 +30,16 @@ def _with_note(title: str, note: str) -> str:
     return "<br>".join([title] + [f"<sup>{line}</sup>" for line in lines])
 
 
-
 def _title_box(text: str) -> dict:
     """A figure's title (text from :func:`_with_note`) hung from the top of the figure, so a
     longer note grows downwards into the room :func:`_note_room` adds."""
     return dict(text=text, y=1, yref="container", yanchor="top", pad=dict(t=36))
 
 
-
 def _note_room(note: str) -> int:
     """Pixels to add to a figure's top margin and height, which leave room for its title and
     one line of note: NOTE_LINE_PX for every further line of the wrapped note."""
     return NOTE_LINE_PX * max(0, len(_note_lines(note)) - 1)
-
 
 
 def _marker_steps(fig: go.Figure, curves: int, labels, markers, heading) -> list[dict]:
@@ -65,7 +58,6 @@ def _marker_steps(fig: go.Figure, curves: int, labels, markers, heading) -> list
     return steps
 
 
-
 def _restyle_steps(values, curves, heading, traces: list[int]) -> list[dict]:
     """Slider steps, one per value v: ``curves(v)`` gives the (xs, ys) of the ``traces``
     (indices) and ``heading(v)`` the title; precomputed, so it works in the static book."""
@@ -75,7 +67,6 @@ def _restyle_steps(values, curves, heading, traces: list[int]) -> list[dict]:
         steps.append(dict(method="update", label=str(value),
                           args=[{"x": xs, "y": ys}, {"title.text": heading(value)}, traces]))
     return steps
-
 
 
 def _log2_axis(title: str, values=None, *, pad: float = 0.1, octaves: int = 1) -> dict:
@@ -91,10 +82,8 @@ def _log2_batch_axis(batch_sizes) -> dict:
     return _log2_axis("batch size B (log2 scale)", batch_sizes)
 
 
-
 def _nan_to_none(values) -> list:
     return [None if v is None or not math.isfinite(v) else float(v) for v in values]
-
 
 
 def _spread(batch_sizes, index: int, count: int, octaves: float = 0.12) -> list[float]:
@@ -102,7 +91,6 @@ def _spread(batch_sizes, index: int, count: int, octaves: float = 0.12) -> list[
     not hide each other's error bars; series ``index`` of ``count``."""
     shift = 2.0 ** (octaves * (index - (count - 1) / 2))
     return [m * shift for m in batch_sizes]
-
 
 
 def _batch_colours(batch_sizes) -> dict[int, str]:
@@ -114,17 +102,14 @@ def _batch_colours(batch_sizes) -> dict[int, str]:
     return dict(zip(batch_sizes, sample_colorscale("Viridis", [0.9 * p for p in positions])))
 
 
-
 # Distinct colours for the sets of runs one figure compares (up to seven; then they repeat).
 SERIES_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
-
 
 
 def _lr_axis(lrs) -> dict:
     low, high = math.log10(min(lrs)), math.log10(max(lrs))
     return dict(title_text="base learning rate η̃ (per example, log scale)", type="log",
                 exponentformat="power", range=[low - 0.2, high + 0.2])
-
 
 
 def _short_count(value: float) -> str:

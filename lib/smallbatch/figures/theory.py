@@ -21,7 +21,6 @@ _RULE_STYLE = {  # LR choice -> (legend name, colour, dash)
 }
 
 
-
 def nqm_loss_curves(table: pd.DataFrame, title: str = "Noisy quadratic model: expected loss "
                     "of SGD") -> go.Figure:
     """E[L] against SGD steps, one curve per batch size, with a slider over the learning rate
@@ -64,7 +63,6 @@ def nqm_loss_curves(table: pd.DataFrame, title: str = "Noisy quadratic model: ex
         yaxis=dict(title_text="expected loss E[L] (log scale)", type="log"),
         legend=dict(title_text="batch size"), height=560, margin=dict(t=80))
     return fig
-
 
 
 def nqm_steps_to_target(table: pd.DataFrame, critical: dict | None = None,
@@ -136,13 +134,11 @@ def nqm_steps_to_target(table: pd.DataFrame, critical: dict | None = None,
     return fig
 
 
-
 _SCALING_STYLE = {  # learning-rate scaling rule -> (legend name, colour, dash)
     "linear": ("linear: η ∝ m", "#1f77b4", "solid"),
     "sqrt": ("square root: η ∝ √m", "#2ca02c", "dash"),
     "none": ("none: η constant (TF Playground)", "#d62728", "dot"),
 }
-
 
 
 # (column of theory.scaling_table, panel title, y axis title)
@@ -153,7 +149,6 @@ _SCALING_PANELS = [
      "|E[Δθ]| / m (units of |G|)"),
     ("update_variance", "variance of one update", "tr Cov[Δθ] (units of tr Σ)"),
 ]
-
 
 
 def lr_scaling(table: pd.DataFrame, title: str = "Learning-rate scaling") -> go.Figure:
@@ -226,9 +221,7 @@ def lr_scaling(table: pd.DataFrame, title: str = "Learning-rate scaling") -> go.
     return fig
 
 
-
 _CHECKPOINT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
-
 
 
 # (rule or "ratio", panel title, y axis title)
@@ -237,7 +230,6 @@ _NOISE_PANELS = (
     ("sqrt", "square-root rule: η̃ ∝ 1/√m", "tr Cov[Δθ] (parameter units²)"),
     ("ratio", "measured / predicted", "ratio (1 = the derivation)"),
 )
-
 
 
 def gradient_noise(frame: pd.DataFrame, title: str = "Update covariance against batch size"
@@ -335,11 +327,9 @@ def gradient_noise(frame: pd.DataFrame, title: str = "Update covariance against 
     return fig
 
 
-
 def _stale_series(frame: pd.DataFrame, column: str, statistic: str) -> pd.Series:
     """``statistic`` (median, min, max) of ``column`` over the draws, per eta_tilde."""
     return frame.groupby("base_lr")[column].agg(statistic)
-
 
 
 def _stale_band(frame: pd.DataFrame, column: str) -> tuple[list, list]:
@@ -352,7 +342,6 @@ def _stale_band(frame: pd.DataFrame, column: str) -> tuple[list, list]:
             [float(high[lr]) for lr in finite] + [float(low[lr]) for lr in finite[::-1]])
 
 
-
 def _stale_steps(frame: pd.DataFrame) -> tuple[list, list[int]]:
     needed = {"checkpoint", "epochs", "batch_size", "draw", "n", "base_lr", "distance",
               "predicted_distance", "ratio", "loss_a", "loss_b", "predicted_loss_a",
@@ -362,7 +351,6 @@ def _stale_steps(frame: pd.DataFrame) -> tuple[list, list[int]]:
                          "pass smallbatch.theory.staleness.stale_frame(...)")
     checkpoints = list(frame.sort_values("epochs")["checkpoint"].unique())
     return checkpoints, sorted(int(n) for n in frame["n"].unique() if n > 1)
-
 
 
 def stale_gradients(frame: pd.DataFrame, title: str = "n small steps against one large "
@@ -446,14 +434,12 @@ def stale_gradients(frame: pd.DataFrame, title: str = "n small steps against one
     return fig
 
 
-
 _PATH_STYLE = {  # column -> (legend name, colour, dash)
     "loss_a": ("path A: n steps of m", "#2ca02c", "solid"),
     "loss_b": ("path B: one step of n m", "#d62728", "solid"),
     "predicted_loss_a": ("path A, second-order prediction", "#2ca02c", "dash"),
     "predicted_loss_b": ("path B, second-order prediction", "#d62728", "dash"),
 }
-
 
 
 def stale_gradient_losses(frame: pd.DataFrame, title: str = "Loss reached by n small steps "

@@ -571,3 +571,14 @@ def test_a_diverged_run_scores_chance_for_its_data_sets_classes(tmp_path):
                 tmp_path)
     data = analysis.study_data(study, results_dir=tmp_path)
     assert data.num_classes == 100 and data.frame["score"].tolist() == [pytest.approx(0.01)]
+
+
+def test_the_claims_table_is_shown_escaped_left_aligned_and_without_its_index():
+    verdict = analysis.Verdict(claim="m <= 32 is <best>", measurement="0.9 & 0.8",
+                               rule="r", verdict="agrees")
+    table, rules = analysis.verdict_table([("runs A", verdict)])
+    html = analysis.claims_style(table).to_html()
+    assert "m &lt;= 32 is &lt;best&gt;" in html and "0.9 &amp; 0.8" in html
+    assert "text-align: left" in html
+    assert 'class="row_heading' not in html  # no index column
+    assert "*m <= 32 is <best>*: r." in rules

@@ -26,8 +26,8 @@ from .claims import (CAVEATS, CLAIM_BN_BATCH_INDEPENDENT, CLAIM_BN_GAP, CLAIM_CU
 from .costs import (BenchmarkRecords, cost_check_table, ensemble_cap_summary, gpu_against_cpu,
                     hours_by_study, load_benchmarks, machine, machine_lines)
 from .report import (FULL_ONLY_STUDIES, PUBLISHED_STUDIES, SCALED_TARGET_CPU_HOURS,
-                     cost_summary, discussion, missing_note, process_hours, study_protocol,
-                     verdict_table)
+                     claims_style, cost_summary, discussion, missing_note, process_hours,
+                     study_protocol, verdict_table)
 
 __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run",
            "study_label", "cell_summary", "seed_spread", "noise_margin", "NEAR_BEST",
@@ -42,4 +42,4 @@ __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run"
            "machine", "machine_lines", "hours_by_study", "gpu_against_cpu", "cost_check_table",
            "ensemble_cap_summary", "missing_note", "study_protocol", "process_hours",
            "cost_summary", "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES", "verdict_table",
-           "SCALED_TARGET_CPU_HOURS", "discussion"]
+           "claims_style", "SCALED_TARGET_CPU_HOURS", "discussion"]

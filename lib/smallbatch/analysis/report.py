@@ -16,7 +16,7 @@ from .cells import StudyData, _extra_axes
 from .claims import CAVEATS
 
 __all__ = ["missing_note", "study_protocol", "process_hours", "cost_summary",
-           "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES", "verdict_table",
+           "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES", "verdict_table", "claims_style",
            "SCALED_TARGET_CPU_HOURS", "discussion"]
 
 
@@ -156,6 +156,13 @@ def verdict_table(rows, runs: bool = True) -> tuple[pd.DataFrame, str]:
                      for claim, texts in rules.items())
     return table, ("**Rules** (margin: the noise margin named in each measurement):\n\n" + text
                    if rules else "")
+
+
+def claims_style(table: pd.DataFrame):
+    """How the chapters show a claims table (:func:`verdict_table`): its text left-aligned
+    and HTML-escaped, without the index."""
+    return table.style.format(escape="html").hide(axis="index").set_properties(
+        **{"text-align": "left"})
 
 
 def discussion(rows) -> str:

@@ -150,6 +150,8 @@ class PageReport:
 
 WAIT_MS = 30_000  # per condition; a healthy page meets each in well under a second
 LOAD_MS = 120_000  # a page's load event (playwright's default: 30 s)
+CLICK_ATTEMPTS = 5  # clicks on a slider's rail before it counts as not moving ...
+CLICK_WAIT_MS = 5_000  # ... each given this long to move the slider
 
 # What a page must reach before it is inspected, in order: (what, a JavaScript predicate).
 # Each is waited for on its own, bounded by WAIT_MS, and a timeout is reported with the
@@ -224,30 +226,42 @@ def _check_sliders(page) -> tuple[int, list[str]]:
                      " gd.layout.title, gd.layout.annotations])")
             before = gd.evaluate(state)
             rail = gd.locator("g.slider-container").nth(s).locator("rect.slider-rail-touch-rect")
-            rail.scroll_into_view_if_needed()
-            box = rail.bounding_box()
             start = gd.evaluate(f"gd => gd.layout.sliders[{s}].active || 0")
-            # the end of the rail away from the current step
-            x = box["x"] + (box["width"] - 3 if start < steps - 1 else 3)
-            page.mouse.click(x, box["y"] + box["height"] / 2)
             target = steps - 1 if start < steps - 1 else 0
-            try:
-                gd.evaluate(
-                    f"""gd => new Promise((resolve, reject) => {{
+            moved, covered = False, []
+            # A click is aimed at coordinates measured just before it; if the page moved in
+            # between (a late reflow) or something covered that point, the slider does not
+            # move. Each attempt measures again and says what it would have hit.
+            for _ in range(CLICK_ATTEMPTS):
+                rail.scroll_into_view_if_needed()
+                box = rail.bounding_box()
+                # the end of the rail away from the current step
+                x = box["x"] + (box["width"] - 3 if start < steps - 1 else 3)
+                y = box["y"] + box["height"] / 2
+                hit = page.evaluate(
+                    "([x, y]) => { const e = document.elementFromPoint(x, y); return e ? "
+                    "e.tagName + '.' + (e.getAttribute('class') || '') : 'nothing'; }", [x, y])
+                page.mouse.click(x, y)
+                moved = gd.evaluate(
+                    f"""gd => new Promise(resolve => {{
                         const t0 = Date.now();
                         (function poll() {{
-                          if (gd.layout.sliders[{s}].active === {target}) return resolve();
-                          if (Date.now() - t0 > {WAIT_MS})
-                            return reject("slider did not move within {WAIT_MS // 1000} s");
+                          if (gd.layout.sliders[{s}].active === {target}) return resolve(true);
+                          if (Date.now() - t0 > {CLICK_WAIT_MS}) return resolve(false);
                           setTimeout(poll, 50);
                         }})();
-                    }})"""
-                )
+                    }})""")
+                if moved:
+                    break
+                covered.append(hit)
+            if not moved:
+                failures.append(f"figure {i} slider {s}: did not move after {CLICK_ATTEMPTS} "
+                                f"clicks of {CLICK_WAIT_MS / 1000:.0f} s each (the points "
+                                f"clicked held: {', '.join(covered)})")
+            else:
                 page.wait_for_timeout(300)  # let an animated transition finish
                 if gd.evaluate(state) == before:
                     failures.append(f"figure {i} slider {s}: moved, but the figure is unchanged")
-            except Exception as exc:  # noqa: BLE001 - reported, not swallowed
-                failures.append(f"figure {i} slider {s}: {exc}")
             checked += 1
     return checked, failures
 

@@ -441,7 +441,7 @@ def test_every_page_works_offline_in_a_browser(scale, request):
             problems.append(f"{r.url}: {r.math_elements - r.math_typeset} math not typeset")
         if r.dead_controls:
             problems.append(f"{r.url}: {r.dead_controls} control(s) that need a kernel")
-    assert problems == []
+    assert problems == [], "\n".join(problems)
 
     by_page = {r.url.split("/", 3)[3]: r for r in reports}
     assert by_page["book/intro.html"].display_math >= 1

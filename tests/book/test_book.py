@@ -166,17 +166,25 @@ def test_static_page_cleaning_hides_widget_cells_and_rejects_invisible_figures()
         clean_for_static_page(invisible, "nb.ipynb")
 
 
-def test_a_failing_notebook_fails_the_build_naming_notebook_and_error(tmp_path):
-    (tmp_path / "_config.yml").write_text("title: t\n")
-    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\n"
-                                       "chapters:\n  - file: notebooks/broken\n")
-    (tmp_path / "intro.md").write_text("# t\n")
-    (tmp_path / "notebooks").mkdir()
-    source = tmp_path / "notebooks" / "broken.ipynb"
+def _one_notebook_book(root: Path, *cells, name: str = "chapter") -> Path:
+    """A book root holding one notebook, notebooks/<name>.ipynb: a parameters cell, then
+    ``cells``."""
+    (root / "_config.yml").write_text("title: t\n")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: intro\n"
+                                   f"chapters:\n  - file: notebooks/{name}\n")
+    (root / "intro.md").write_text("# t\n")
+    (root / "notebooks").mkdir()
+    source = root / "notebooks" / f"{name}.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell('scale = "scaled"', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("raise ValueError(f'boom at {scale}')"),
-    ]), source)
+        nbformat.v4.new_code_cell('scale = "smoke"  # smoke | scaled | full',
+                                  metadata={"tags": ["parameters"]}), *cells]), source)
+    return source
+
+
+def test_a_failing_notebook_fails_the_build_naming_notebook_and_error(tmp_path):
+    source = _one_notebook_book(
+        tmp_path, nbformat.v4.new_code_cell("raise ValueError(f'boom at {scale}')"),
+        name="broken")
     before = source.read_bytes()
     with pytest.raises(BookBuildError) as failure:
         build_book("smoke", root=tmp_path, build_dir=tmp_path / "_build")
@@ -185,19 +193,6 @@ def test_a_failing_notebook_fails_the_build_naming_notebook_and_error(tmp_path):
     assert "ValueError: boom at smoke" in message
     assert source.read_bytes() == before
     assert not (tmp_path / "_build" / "html").exists()
-
-
-def _one_notebook_book(root: Path, *cells) -> Path:
-    (root / "_config.yml").write_text("title: t\n")
-    (root / "_toc.yml").write_text("format: jb-book\nroot: intro\n"
-                                   "chapters:\n  - file: notebooks/chapter\n")
-    (root / "intro.md").write_text("# t\n")
-    (root / "notebooks").mkdir()
-    source = root / "notebooks" / "chapter.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell('scale = "smoke"  # smoke | scaled | full',
-                                  metadata={"tags": ["parameters"]}), *cells]), source)
-    return source
 
 
 def test_a_notebook_that_reaches_the_data_loader_fails_the_build(tmp_path, monkeypatch):

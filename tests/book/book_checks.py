@@ -151,7 +151,7 @@ class PageReport:
 WAIT_MS = 30_000  # per condition; a healthy page meets each in well under a second
 LOAD_MS = 120_000  # a page's load event (playwright's default: 30 s)
 CLICK_ATTEMPTS = 5  # clicks on a slider's rail before it counts as not moving ...
-CLICK_WAIT_MS = 5_000  # ... each given this long to move the slider
+CLICK_WAIT_MS = 10_000  # ... each given this long to land, then this long to move the slider
 
 # What a page must reach before it is inspected, in order: (what, a JavaScript predicate).
 # Each is waited for on its own, bounded by WAIT_MS, and a timeout is reported with the
@@ -211,8 +211,28 @@ _JS_INSPECT = r"""() => {
 }"""
 
 
+def _geometry(page, gd, rail) -> str:
+    """Where a slider's rail, its figure and the viewport are (for a failure message)."""
+    def fmt(b):
+        return "none" if b is None else "x {x:.0f} y {y:.0f} w {width:.0f} h {height:.0f}".format(**b)
+    view = page.evaluate("() => [innerWidth, innerHeight, scrollX, scrollY]")
+    return (f"rail {fmt(rail.bounding_box())}, figure {fmt(gd.bounding_box())}, "
+            f"viewport {view[0]}x{view[1]} scrolled to ({view[2]:.0f}, {view[3]:.0f})")
+
+
+def _click_error(exc) -> str:
+    """playwright's first line, plus the last thing its call log saw (what covered the
+    point, or that the element was not stable)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    seen = [line for line in lines if "intercepts pointer events" in line
+            or "not stable" in line or "not visible" in line or "outside of the viewport" in line]
+    return "; ".join(lines[:1] + seen[-1:])
+
+
 def _check_sliders(page) -> tuple[int, list[str]]:
-    """Move every plotly slider to its last step with the mouse; the figure must change."""
+    """Move every plotly slider to its far step with the mouse; the figure must change."""
+    from playwright.sync_api import Error as PlaywrightError
+
     checked, failures = 0, []
     n_divs = page.locator(".plotly-graph-div").count()
     for i in range(n_divs):
@@ -228,20 +248,24 @@ def _check_sliders(page) -> tuple[int, list[str]]:
             rail = gd.locator("g.slider-container").nth(s).locator("rect.slider-rail-touch-rect")
             start = gd.evaluate(f"gd => gd.layout.sliders[{s}].active || 0")
             target = steps - 1 if start < steps - 1 else 0
-            moved, covered = False, []
-            # A click is aimed at coordinates measured just before it; if the page moved in
-            # between (a late reflow) or something covered that point, the slider does not
-            # move. Each attempt measures again and says what it would have hit.
+            moved, misses = False, []
+            # playwright's own click: it scrolls the rail into view, waits until its box is
+            # stable over two animation frames and until the rail itself (not something
+            # over it) receives events at that point, measuring again right before the
+            # click. A hand-aimed page.mouse.click at a box measured one call earlier
+            # missed in CI (twice in one run) on pages that work; each miss now records
+            # where the rail, its figure and the viewport were.
             for _ in range(CLICK_ATTEMPTS):
-                rail.scroll_into_view_if_needed()
-                box = rail.bounding_box()
-                # the end of the rail away from the current step
-                x = box["x"] + (box["width"] - 3 if start < steps - 1 else 3)
-                y = box["y"] + box["height"] / 2
-                hit = page.evaluate(
-                    "([x, y]) => { const e = document.elementFromPoint(x, y); return e ? "
-                    "e.tagName + '.' + (e.getAttribute('class') || '') : 'nothing'; }", [x, y])
-                page.mouse.click(x, y)
+                try:
+                    box = rail.bounding_box()
+                    # the end of the rail away from the current step
+                    x = box["width"] - 3 if start < steps - 1 else 3
+                    rail.click(position={"x": x, "y": box["height"] / 2},
+                               timeout=CLICK_WAIT_MS)
+                except PlaywrightError as exc:
+                    misses.append(f"click failed: {_click_error(exc)}; "
+                                  f"{_geometry(page, gd, rail)}")
+                    continue
                 moved = gd.evaluate(
                     f"""gd => new Promise(resolve => {{
                         const t0 = Date.now();
@@ -253,11 +277,13 @@ def _check_sliders(page) -> tuple[int, list[str]]:
                     }})""")
                 if moved:
                     break
-                covered.append(hit)
+                misses.append(f"clicked, slider at step "
+                              f"{gd.evaluate(f'gd => gd.layout.sliders[{s}].active')}; "
+                              f"{_geometry(page, gd, rail)}")
             if not moved:
-                failures.append(f"figure {i} slider {s}: did not move after {CLICK_ATTEMPTS} "
-                                f"clicks of {CLICK_WAIT_MS / 1000:.0f} s each (the points "
-                                f"clicked held: {', '.join(covered)})")
+                failures.append(f"figure {i} slider {s}: did not reach step {target} after "
+                                f"{CLICK_ATTEMPTS} clicks of {CLICK_WAIT_MS / 1000:.0f} s "
+                                f"each: " + " | ".join(misses))
             else:
                 page.wait_for_timeout(300)  # let an animated transition finish
                 if gd.evaluate(state) == before:
@@ -277,6 +303,7 @@ def _browser(chromium: Path = CHROMIUM):
         context = pw.chromium.launch_persistent_context(
             profile, executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS,
             viewport={"width": 1280, "height": 900}, service_workers="block",
+            reduced_motion="reduce",  # no smooth scrolling or animated transitions
         )
         try:
             yield context

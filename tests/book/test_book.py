@@ -337,9 +337,8 @@ def _need_browser():
     pytest.importorskip("playwright", reason="the browser test drives Chromium with playwright")
 
 
-def test_a_slider_figure_from_the_renderer_works_offline_in_a_browser(tmp_path):
-    """The renderer's HTML plus the local plotly.js: the slider redraws, no kernel, no CDN."""
-    _need_browser()
+def _slider_page(directory: Path, *, extra_html: str = "", step_changes: bool = True) -> Path:
+    """One page with one renderer figure whose slider shows one of four curves."""
     import plotly
     import plotly.graph_objects as go
 
@@ -347,23 +346,52 @@ def test_a_slider_figure_from_the_renderer_works_offline_in_a_browser(tmp_path):
     fig = go.Figure([go.Scatter(x=[0, 1, 2], y=[1, 1 / m, 1 / m**2], name=f"m={m}",
                                 visible=(i == 0)) for i, m in enumerate(batch_sizes)])
     steps = [dict(method="update", label=str(m),
-                  args=[{"visible": [j == i for j in range(len(batch_sizes))]},
-                        {"title.text": f"m = {m}"}])  # "title.text": "title" would drop it
+                  args=([{"visible": [j == i for j in range(len(batch_sizes))]},
+                         {"title.text": f"m = {m}"}]  # "title.text": "title" would drop it
+                        if step_changes else [{}, {}]))
              for i, m in enumerate(batch_sizes)]
     fig.update_layout(title_text="m = 2", sliders=[dict(active=0, steps=steps)])
-    (tmp_path / "_static").mkdir()
-    (tmp_path / "_static" / "plotly.min.js").write_bytes(
+    (directory / "_static").mkdir(exist_ok=True)
+    (directory / "_static" / "plotly.min.js").write_bytes(
         (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_bytes())
-    (tmp_path / "figure.html").write_text(
+    page = directory / "figure.html"
+    page.write_text(
         '<!DOCTYPE html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">'
         '<script src="_static/plotly.min.js"></script></head><body><div class="cell_output">'
-        + render.figure_html(fig) + "</div></body></html>", encoding="utf-8")
+        + render.figure_html(fig) + "</div>" + extra_html + "</body></html>", encoding="utf-8")
+    return page
 
-    [report] = book_checks.open_pages(tmp_path, [tmp_path / "figure.html"])
+
+def test_a_slider_figure_from_the_renderer_works_offline_in_a_browser(tmp_path):
+    """The renderer's HTML plus the local plotly.js: the slider redraws, no kernel, no CDN."""
+    _need_browser()
+    [report] = book_checks.open_pages(tmp_path, [_slider_page(tmp_path)])
     assert report.plotly_divs == report.plotly_drawn == 1
     assert report.sliders_checked == 1 and report.slider_failures == []
     assert report.outside_requests == [] and report.console_errors == []
     assert report.page_errors == [] and report.dead_controls == 0
+
+
+def test_the_browser_check_fails_a_slider_that_cannot_be_moved_or_moves_nothing(
+        tmp_path, monkeypatch):
+    """The slider check can fail: a slider under a covering element is reported with what
+    covered it and where everything was; a slider whose steps change nothing is reported."""
+    _need_browser()
+    monkeypatch.setattr(book_checks, "CLICK_ATTEMPTS", 2)
+    monkeypatch.setattr(book_checks, "CLICK_WAIT_MS", 1_000)
+    covered = tmp_path / "covered"
+    covered.mkdir()
+    cover = '<div id="cover" style="position:fixed; inset:0; z-index:10"></div>'
+    [report] = book_checks.open_pages(covered, [_slider_page(covered, extra_html=cover)])
+    [failure] = report.slider_failures
+    assert "did not reach step 3 after 2 clicks" in failure
+    assert 'id="cover"' in failure and "intercepts pointer events" in failure
+    assert "rail x" in failure and "viewport 1280x900" in failure
+
+    inert = tmp_path / "inert"
+    inert.mkdir()
+    [report] = book_checks.open_pages(inert, [_slider_page(inert, step_changes=False)])
+    assert report.slider_failures == ["figure 0 slider 0: moved, but the figure is unchanged"]
 
 
 def _results_listing() -> dict[str, int]:

@@ -213,10 +213,12 @@ _JS_INSPECT = r"""() => {
 
 def _geometry(page, gd, rail) -> str:
     """Where a slider's rail, its figure and the viewport are (for a failure message)."""
-    def fmt(b):
-        return "none" if b is None else "x {x:.0f} y {y:.0f} w {width:.0f} h {height:.0f}".format(**b)
+    def fmt(locator):
+        box = locator.bounding_box() if locator.count() else None  # no wait for a missing one
+        return "none" if box is None else "x {x:.0f} y {y:.0f} w {width:.0f} h {height:.0f}".format(
+            **box)
     view = page.evaluate("() => [innerWidth, innerHeight, scrollX, scrollY]")
-    return (f"rail {fmt(rail.bounding_box())}, figure {fmt(gd.bounding_box())}, "
+    return (f"rail {fmt(rail)}, figure {fmt(gd)}, "
             f"viewport {view[0]}x{view[1]} scrolled to ({view[2]:.0f}, {view[3]:.0f})")
 
 
@@ -257,7 +259,10 @@ def _check_sliders(page) -> tuple[int, list[str]]:
             # where the rail, its figure and the viewport were.
             for _ in range(CLICK_ATTEMPTS):
                 try:
-                    box = rail.bounding_box()
+                    box = rail.bounding_box(timeout=CLICK_WAIT_MS)
+                    if box is None:  # the rail is in the page but not laid out (hidden)
+                        misses.append(f"rail not visible; {_geometry(page, gd, rail)}")
+                        continue
                     # the end of the rail away from the current step
                     x = box["width"] - 3 if start < steps - 1 else 3
                     rail.click(position={"x": x, "y": box["height"] / 2},

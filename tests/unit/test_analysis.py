@@ -454,7 +454,8 @@ def test_discussion_groups_verdicts_and_explains_what_is_not_confirmed():
     assert {analysis.CLAIM_SMALL_BEST, analysis.CLAIM_RANGE_SHRINKS,
             analysis.CLAIM_BN_GAP, analysis.CLAIM_SMALL_BN_BATCH,
             analysis.CLAIM_BN_BATCH_INDEPENDENT, analysis.CLAIM_WARMUP_HELPS,
-            analysis.CLAIM_WARMUP_GAP, analysis.CLAIM_CURVES} == set(analysis.CAVEATS)
+            analysis.CLAIM_WARMUP_GAP, analysis.CLAIM_CURVES,
+            analysis.CLAIM_EQUAL_STEPS} == set(analysis.CAVEATS)
 
 
 def test_compared_runs_refuse_two_sets_with_one_label(stored):
@@ -582,3 +583,34 @@ def test_the_claims_table_is_shown_escaped_left_aligned_and_without_its_index():
     assert "text-align: left" in html
     assert 'class="row_heading' not in html  # no index column
     assert "*m <= 32 is <best>*: r." in rules
+
+
+def _equal_steps_best(medians, seeds=(3, 3, 3, 3)):
+    return pd.DataFrame({"log2_base_lr": [-5, -7, -8, -10], "median": medians,
+                         "low": medians, "high": medians, "seeds": list(seeds),
+                         "diverged": 0}, index=pd.Index([32, 128, 256, 1024], name="batch_size"))
+
+
+@pytest.mark.parametrize("medians, seeds, at_end, expected", [
+    ([0.88, 0.90, 0.91, 0.895], (3, 3, 3, 3), [], "agrees"),
+    ([0.88, 0.885, 0.875, 0.88], (3, 3, 3, 3), [], "equivalent within the noise margin"),
+    ([0.88, 0.885, 0.875, 0.86], (3, 3, 3, 3), [], "disagrees"),
+    ([0.88, 0.885, 0.875, 0.88], (3, 3, 2, 3), [], "cannot decide"),
+    ([0.88, 0.885, 0.875, 0.88], (3, 3, 3, 3), [1024], "cannot decide"),
+    # a deficit beyond the margin decides against the claim even beside an undecided m
+    ([0.88, 0.885, 0.85, 0.88], (3, 3, 3, 2), [], "disagrees"),
+])
+def test_the_equal_steps_verdict_returns_each_of_its_four_outcomes(medians, seeds, at_end,
+                                                                   expected):
+    best = _equal_steps_best(medians, seeds)
+    edges = pd.DataFrame({"inside": [m not in at_end for m in best.index]}, index=best.index)
+    verdict, per_m = analysis.verdict_equal_steps(best, 32, 0.01, edges)
+    assert verdict.verdict == expected
+    assert set(per_m) == {128, 256, 1024}
+    assert verdict.claim == analysis.CLAIM_EQUAL_STEPS
+
+
+def test_the_equal_steps_verdict_needs_the_reference_and_a_larger_batch():
+    best = _equal_steps_best([0.88, 0.9, 0.9, 0.9]).loc[[128, 256]]
+    verdict, per_m = analysis.verdict_equal_steps(best, 32, 0.01)
+    assert verdict.verdict == "cannot decide" and per_m == {}

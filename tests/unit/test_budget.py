@@ -94,3 +94,88 @@ def test_the_two_batch_estimator_is_unbiased_for_a_known_gradient_noise():
     assert exact["trace_sigma"] == pytest.approx(trace)
     with pytest.raises(ValueError):
         budget.two_batch_noise_scale(32, 1.0, 32, 1.0)
+
+
+def _per_trial(steps_of_m, seeds=3, jitter=0.0):
+    """steps_to_target-like rows: one cell per m (base_lr 0.1) with ``steps_of_m(m)`` steps,
+    each seed off by ``jitter`` (relative) in turn."""
+    rows = []
+    for m in (16, 32, 64, 128, 256, 512):
+        for seed in range(seeds):
+            value = steps_of_m(m) * (1 + jitter * (seed - 1))
+            rows.append({"config_hash": f"{m}-{seed}", "batch_size": m, "base_lr": 0.1,
+                         "seed": seed, "steps": value, "examples": value * m})
+    return pd.DataFrame(rows)
+
+
+def test_critical_batch_fits_the_tradeoff_where_returns_diminish_and_not_where_they_do_not():
+    known = budget.critical_batch(_per_trial(lambda m: 100 + 12_800 / m, jitter=0.02))
+    assert known["status"] == "fit"
+    assert known["fit"].b_crit == pytest.approx(128, rel=0.05)
+    assert known["fit"].low < 128 < known["fit"].high
+    # steps halve with every doubling of m: no diminishing returns on the grid
+    perfect = budget.critical_batch(_per_trial(lambda m: 51_200 / m))
+    assert perfect["status"] == "no diminishing returns" and perfect["fit"] is None
+    assert perfect["lower_bound"] == 512
+    few = _per_trial(lambda m: 100 + 12_800 / m)
+    few = few[few["batch_size"] <= 32]
+    assert budget.critical_batch(few)["status"] == "too few batch sizes"
+
+
+def _trials_and_epochs():
+    """Two trials of 4 epochs on 256 images: m = 16 (16 steps an epoch), m = 64 (4 steps an
+    epoch, diverged after epoch 2) and one m = 64 run of 8 epochs."""
+    trials = pd.DataFrame([
+        {"config_hash": "a", "batch_size": 16, "base_lr": 0.1, "log2_base_lr": -3, "seed": 0,
+         "train_subset": 256, "num_epochs": 4, "status": "complete"},
+        {"config_hash": "b", "batch_size": 64, "base_lr": 0.1, "log2_base_lr": -3, "seed": 0,
+         "train_subset": 256, "num_epochs": 4, "status": "diverged"},
+        {"config_hash": "c", "batch_size": 64, "base_lr": 0.05, "log2_base_lr": -4, "seed": 0,
+         "train_subset": 256, "num_epochs": 16, "status": "complete"}])
+    rows = []
+    for key, m, accs in (("a", 16, [0.5, 0.6, 0.7, 0.8]), ("b", 64, [0.3, 0.2]),
+                         ("c", 64, [0.1 + 0.05 * k for k in range(16)])):
+        for epoch, acc in enumerate(accs, start=1):
+            rows.append({"config_hash": key, "batch_size": m, "epoch": epoch,
+                         "examples_seen": 256 * epoch, "test_accuracy": acc,
+                         "train_loss": 1.0 / epoch, "train_accuracy": acc + 0.1})
+    return trials, pd.DataFrame(rows)
+
+
+def test_accuracy_at_steps_reads_the_epoch_ending_there_and_scores_a_diverged_run_as_chance():
+    trials, epochs = _trials_and_epochs()
+    at = budget.accuracy_at_steps(trials, epochs, 16, chance=0.1).set_index("config_hash")
+    # 16 steps: the end of m = 16's first epoch and of m = 64's fourth
+    assert at.loc["a", "score"] == 0.5 and at.loc["a", "schedule_fraction"] == 0.25
+    assert at.loc["b", "score"] == 0.1  # diverged after epoch 2 (8 steps): chance
+    assert at.loc["c", "score"] == pytest.approx(0.25)
+    assert at.loc["c", "schedule_fraction"] == 0.25
+    at = budget.accuracy_at_steps(trials, epochs, 6, chance=0.1)
+    assert at.empty  # no epoch ends at 6 steps
+    at = budget.accuracy_at_steps(trials, epochs, 64, chance=0.1).set_index("config_hash")
+    assert list(at.index) == ["a", "c"]  # b's run is 16 steps long: left out
+    best = budget.best_at_steps(budget.accuracy_at_steps(trials, epochs, 16, chance=0.1))
+    assert best.loc[64, "log2_base_lr"] == -4 and best.loc[64, "median"] == pytest.approx(0.25)
+
+
+def test_fit_at_best_reads_the_last_epoch_of_the_best_cell():
+    trials, epochs = _trials_and_epochs()
+    best = pd.DataFrame({"log2_base_lr": [-3, -4], "median": [0.8, 0.85]},
+                        index=pd.Index([16, 64], name="batch_size"))
+    table = budget.fit_at_best(trials, epochs, best)
+    assert table.loc[16, "train_loss"] == pytest.approx(0.25)
+    assert table.loc[16, "gap"] == pytest.approx(0.1)
+    assert table.loc[64, "test_accuracy"] == pytest.approx(0.85)
+
+
+def test_lr_saturation_finds_where_the_step_stops_growing_and_where_accuracy_falls():
+    # eta = m * eta_tilde grows to m = 32 (log2 eta 0), then stays; accuracy falls from 128
+    best = pd.DataFrame({"log2_base_lr": [-3, -3, -5, -6, -7, -8],
+                         "median": [0.88, 0.89, 0.89, 0.885, 0.86, 0.84]},
+                        index=pd.Index([4, 8, 32, 64, 128, 256], name="batch_size"))
+    found = budget.lr_saturation(best, margin=0.01)
+    assert list(found["table"]["log2_lr"]) == [-1, 0, 0, 0, 0, 0]
+    assert found["saturates_at"] == 8 and found["falls_from"] == 128
+    growing = best.assign(log2_base_lr=[-3, -3, -4, -4, -4, -4], median=0.89)
+    found = budget.lr_saturation(growing, margin=0.01)
+    assert found["saturates_at"] is None and found["falls_from"] is None

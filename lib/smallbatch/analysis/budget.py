@@ -28,8 +28,23 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["steps_to_target", "best_steps_to_target", "TradeoffFit", "fit_tradeoff",
-           "two_batch_noise_scale"]
+__all__ = ["TARGETS_BELOW_BEST", "budget_targets", "steps_to_target", "best_steps_to_target",
+           "TradeoffFit", "fit_tradeoff", "critical_batch", "two_batch_noise_scale",
+           "accuracy_at_steps", "best_at_steps", "step_counts", "fit_at_best",
+           "lr_saturation"]
+
+
+# The targets steps and examples are counted to: a set of runs' best median accuracy less
+# these amounts (accuracy as a fraction). From the easy (10 points below the best, reached
+# early by almost every m) to the hard (1 point, reached by few).
+TARGETS_BELOW_BEST = (0.10, 0.05, 0.03, 0.02, 0.01)
+
+
+def budget_targets(summary: pd.DataFrame, below=TARGETS_BELOW_BEST) -> dict[str, float]:
+    """Target accuracies for a set of runs: its best cell's median score (``summary``:
+    :func:`~smallbatch.analysis.cell_summary`) less each of ``below``, keyed by a label."""
+    top = float(summary["median"].max())
+    return {f"best − {100 * b:g} points ({top - b:.3f})": top - b for b in below}
 
 
 def steps_to_target(epochs: pd.DataFrame, target: float, *, metric: str = "test_accuracy"
@@ -154,3 +169,142 @@ def two_batch_noise_scale(small_batch: int, small_sq_norm: float, big_batch: int
     trace = (small_sq_norm - big_sq_norm) / (1 / small_batch - 1 / big_batch)
     return {"grad_sq_norm": grad_sq, "trace_sigma": trace,
             "b_simple": trace / grad_sq if grad_sq > 0 else math.inf}
+
+
+def critical_batch(per_trial: pd.DataFrame, *, confidence: float = 0.95, resamples: int = 2000,
+                   seed: int = 0) -> dict:
+    """McCandlish's trade-off fitted to one target's steps (``per_trial``:
+    :func:`steps_to_target`), at each m's fastest cell (:func:`best_steps_to_target`).
+
+    Returns a dict: ``batch_sizes`` (the m that reached the target), ``fit`` (a
+    :class:`TradeoffFit`, with an interval from resampling the seeds of each m's fastest
+    cell that reached it; None if there is no fit) and ``status``:
+
+    - ``"fit"``: S_min and E_min are both positive;
+    - ``"no diminishing returns"``: the fit's S_min is not positive, i.e. steps fall at
+      least as fast as 1/m over every m that reached the target (perfect scaling: the
+      critical batch is above the largest of them, which ``lower_bound`` gives);
+    - ``"too few batch sizes"``: fewer than three m reached the target.
+    """
+    best = best_steps_to_target(per_trial)
+    sizes = [int(m) for m in best.index]
+    out = {"batch_sizes": sizes, "fit": None, "lower_bound": None}
+    if len(sizes) < 3:
+        return {**out, "status": "too few batch sizes"}
+    samples = []
+    for m, row in best.iterrows():
+        cell = per_trial[(per_trial["batch_size"] == m) & (per_trial["base_lr"] == row["base_lr"])]
+        samples.append(cell["steps"].dropna().to_numpy())
+    try:
+        fit = fit_tradeoff(sizes, best["median_steps"].to_numpy(), samples=samples,
+                           confidence=confidence, resamples=resamples, seed=seed)
+    except ValueError:
+        return {**out, "status": "no diminishing returns", "lower_bound": max(sizes)}
+    return {**out, "status": "fit", "fit": fit}
+
+
+def step_counts(trials: pd.DataFrame) -> pd.Series:
+    """Per trial (``config_hash``): the SGD steps its run was set to take, num_epochs times
+    the steps of one epoch (``trials``: a study's frame, with ``train_subset``)."""
+    per_epoch = trials["train_subset"] // trials["batch_size"]
+    return (trials["num_epochs"] * per_epoch).set_axis(trials["config_hash"])
+
+
+def accuracy_at_steps(trials: pd.DataFrame, epochs: pd.DataFrame, steps: int, *,
+                      chance: float, metric: str = "test_accuracy") -> pd.DataFrame:
+    """Per trial: ``metric`` at the end of the epoch that ends exactly at ``steps`` SGD
+    steps, for the trials whose run reaches that step at an epoch's end.
+
+    A trial that diverged before ``steps`` scores ``chance`` (as in the study's score); a
+    trial whose run is shorter than ``steps``, or whose epochs do not end there, is left
+    out. Columns: config_hash, batch_size, base_lr, log2_base_lr, seed, score, and
+    ``schedule_fraction``: how far through its own schedule the trial is at that step (the
+    equal-steps confound: a larger m reaches a step count later in its schedule, after more
+    of its learning-rate decay)."""
+    total = step_counts(trials)
+    per_epoch = trials["train_subset"] // trials["batch_size"]
+    on_boundary = (steps % per_epoch == 0).to_numpy() & (total >= steps).to_numpy()
+    wanted = trials[on_boundary]
+    at = epochs.assign(steps=epochs["examples_seen"] / epochs["batch_size"])
+    at = at[np.isclose(at["steps"], steps)].set_index("config_hash")[metric]
+    rows = []
+    for _, trial in wanted.iterrows():
+        key = trial["config_hash"]
+        if key in at.index:
+            score = float(at.loc[key])
+        elif trial["status"] == "diverged":
+            score = chance
+        else:  # stopped short without diverging (an error): not a result
+            continue
+        rows.append({"config_hash": key, "batch_size": int(trial["batch_size"]),
+                     "base_lr": trial["base_lr"], "log2_base_lr": int(trial["log2_base_lr"]),
+                     "seed": trial["seed"], "score": score,
+                     "schedule_fraction": steps / total.loc[key]})
+    return pd.DataFrame(rows, columns=["config_hash", "batch_size", "base_lr", "log2_base_lr",
+                                       "seed", "score", "schedule_fraction"])
+
+
+def best_at_steps(at_steps: pd.DataFrame) -> pd.DataFrame:
+    """Per m: the best cell (highest median over seeds) of :func:`accuracy_at_steps` rows,
+    with its lowest and highest seed, its seeds and where in its schedule it is."""
+    if at_steps.empty:
+        return pd.DataFrame(columns=["log2_base_lr", "median", "low", "high", "seeds",
+                                     "schedule_fraction"])
+    cells = at_steps.groupby(["batch_size", "log2_base_lr"]).agg(
+        median=("score", "median"), low=("score", "min"), high=("score", "max"),
+        seeds=("seed", "nunique"), schedule_fraction=("schedule_fraction", "first"))
+    cells = cells.reset_index().sort_values(["batch_size", "median", "log2_base_lr"],
+                                            ascending=[True, False, True])
+    return cells.groupby("batch_size").head(1).set_index("batch_size")
+
+
+def fit_at_best(trials: pd.DataFrame, epochs: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
+    """Underfitting or a generalisation gap, at each m's best cell (``best``:
+    :func:`~smallbatch.analysis.best_per_batch`): the medians over its complete seeds of the
+    last epoch's training loss and training accuracy (running means over that epoch, in
+    train mode: the batch's own batch-norm statistics, the weights changing through the
+    epoch), the last epoch's test accuracy, and the gap between them (training accuracy
+    less test accuracy)."""
+    last = epochs.sort_values("epoch").groupby("config_hash").tail(1).set_index("config_hash")
+    rows = []
+    for m, row in best.iterrows():
+        cell = trials[(trials["batch_size"] == m) & (trials["log2_base_lr"] == row["log2_base_lr"])
+                      & (trials["status"] == "complete")]
+        ends = last.loc[last.index.intersection(cell["config_hash"])]
+        if ends.empty:
+            continue
+        rows.append({"batch_size": int(m), "log2_base_lr": int(row["log2_base_lr"]),
+                     "train_loss": float(ends["train_loss"].median()),
+                     "train_accuracy": float(ends["train_accuracy"].median()),
+                     "test_accuracy": float(ends["test_accuracy"].median()),
+                     "gap": float((ends["train_accuracy"] - ends["test_accuracy"]).median()),
+                     "seeds": len(ends)})
+    return pd.DataFrame(rows).set_index("batch_size")
+
+
+def lr_saturation(best: pd.DataFrame, margin: float) -> dict:
+    """Where the learning rate stops growing with m, beside where accuracy starts to fall.
+
+    ``best``: :func:`~smallbatch.analysis.best_per_batch`. The best step is
+    eta = m * eta_tilde (log2 eta = log2 m + log2 eta_tilde, on the same octave grid).
+    Returns ``table`` (per m: log2 eta_tilde and log2 eta of the best cell, its median),
+    ``saturates_at``: the smallest m whose best log2 eta no larger m exceeds (None if the
+    largest m's is still the largest: it grows to the end of the grid), and ``falls_from``:
+    the smallest m from which every m's best is more than ``margin`` below the overall best
+    (None if the largest m is within it)."""
+    table = best[["log2_base_lr", "median"]].copy()
+    table["log2_lr"] = table["log2_base_lr"] + np.log2(table.index.to_numpy()).round().astype(int)
+    sizes = list(table.index)
+    saturates = None
+    for k, m in enumerate(sizes[:-1]):
+        if table["log2_lr"].iloc[k + 1:].max() <= table["log2_lr"].iloc[k]:
+            saturates = int(m)
+            break
+    top = float(table["median"].max())
+    behind = table["median"] < top - margin
+    falls = None
+    for k, m in enumerate(sizes):
+        if behind.iloc[k:].all():
+            falls = int(m)
+            break
+    return {"table": table, "saturates_at": saturates, "falls_from": falls}

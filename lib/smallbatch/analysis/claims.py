@@ -16,7 +16,8 @@ __all__ = ["CLAIM_SMALL_BEST", "CLAIM_RANGE_SHRINKS", "CLAIM_BN_GAP", "CLAIM_SMA
            "CLAIM_CURVES", "SMALL_BATCHES", "LARGE_BATCHES", "SMALL_BN_BATCH", "Verdict",
            "verdict_small_batches_best", "verdict_range_shrinks", "verdict_bn_widens_gap",
            "verdict_small_bn_batch", "verdict_bn_batch_independent", "verdict_warmup",
-           "CAVEATS", "verdict_curves_small_ahead"]
+           "CAVEATS", "verdict_curves_small_ahead", "CLAIM_EQUAL_STEPS", "EQUAL_STEPS_SEEDS",
+           "verdict_equal_steps"]
 
 
 def _at_window_end(edges: pd.DataFrame | None, keys) -> list:
@@ -66,6 +67,10 @@ CLAIM_CURVES = ("At a fixed η̃, small batches are not behind per epoch (large 
                 "stale gradients; the paper's section 2 and Fig 4)")
 
 
+CLAIM_EQUAL_STEPS = ("Given the same number of SGD steps, large batches reach the small-batch "
+                     "best (Shallue et al. 2019; against the paper's reading)")
+
+
 # For each claim: how the scaled protocol differs from the paper's in ways that bear on it.
 # The book prints these beside every claim the stored runs do not confirm (see discussion()).
 CAVEATS = {
@@ -110,6 +115,13 @@ CAVEATS = {
         "m's own best (the second figure draws each m at its best); and the per-epoch "
         "accuracy of one run is noisier than the median of five epochs the margin is "
         "measured on"),
+    CLAIM_EQUAL_STEPS: (
+        "equal steps are not equal everything: a larger m sees more epochs of the same "
+        "training images (the protocol table gives them), so it can overfit where m = 32 "
+        "cannot, and its score, the median of its last five epochs, spans fewer final steps; "
+        "the best η̃ of every m is chosen on the test set it is scored on, which favours no "
+        "m but inflates every best a little; and one network and data set at one step "
+        "budget say nothing about where the critical batch lies for CIFAR-10 or ImageNet"),
 }
 
 
@@ -392,3 +404,67 @@ def verdict_warmup(with_warmup: pd.DataFrame, without: pd.DataFrame, small_best:
         closed = "inconclusive"
     return [Verdict(CLAIM_WARMUP_HELPS, helps_measurement, helps_rule, helps),
             Verdict(CLAIM_WARMUP_GAP, gap_measurement, gap_rule, closed)]
+
+
+EQUAL_STEPS_SEEDS = 3  # seeds a best cell needs before the equal-steps verdict reads it
+
+
+def verdict_equal_steps(best: pd.DataFrame, reference: int, margin: float,
+                        edges: pd.DataFrame | None = None,
+                        min_seeds: int = EQUAL_STEPS_SEEDS) -> tuple[Verdict, dict]:
+    """Claim: given the same number of SGD steps, large batches reach the small-batch best.
+
+    ``best``: :func:`best_per_batch` of a study in which every m trains the same number of
+    steps; ``reference``: the small batch size whose best is the bar (m = 32: the run
+    whose steps every m was given). For every larger m, d = its best median less the
+    reference's best median. Per m:
+
+    - "cannot decide" if that m or the reference has fewer than ``min_seeds`` seeds at its
+      best cell, or (with ``edges``) its best, or the reference's, sits at an end of its
+      eta_tilde window (the optimum may lie beyond);
+    - "agrees" if d > margin (the large batch passes the small-batch best);
+    - "disagrees" if d < -margin (a large-batch deficit remains at equal steps);
+    - "equivalent within the noise margin" if |d| <= margin.
+
+    Overall: "disagrees" if any m disagrees (a deficit that survives equal steps refutes
+    the claim for that m); else "cannot decide" if any m cannot; else "agrees" if every m
+    agrees; else "equivalent within the noise margin". Returns the Verdict and the per-m
+    outcomes ({m: (d, outcome)}).
+    """
+    rule = (f"for each m above {reference}: d = its best less the best of m = {reference}; "
+            f"cannot decide if either best has fewer than {min_seeds} seeds or sits at an end "
+            "of its η̃ window; else agrees if d > margin, disagrees if d < -margin, "
+            "equivalent within the noise margin if |d| <= margin. Overall: disagrees if any "
+            "m disagrees, else cannot decide if any m cannot, else agrees if all agree, else "
+            "equivalent")
+    larger = [int(m) for m in best.index if m > reference]
+    if reference not in best.index or not larger:
+        return (Verdict(CLAIM_EQUAL_STEPS, f"needs m = {reference} and a larger m", rule,
+                        "cannot decide"), {})
+    bar = float(best.loc[reference, "median"])
+
+    def unsure(m) -> str | None:
+        if best.loc[m, "seeds"] < min_seeds:
+            return f"{int(best.loc[m, 'seeds'])} of {min_seeds} seeds"
+        if _at_window_end(edges, [m]):
+            return "best at an end of its η̃ window"
+        return None
+
+    outcomes, parts = {}, []
+    reference_unsure = unsure(reference)
+    for m in larger:
+        d = float(best.loc[m, "median"]) - bar
+        why = unsure(m) or (f"m = {reference}: {reference_unsure}" if reference_unsure
+                            else None)
+        outcome = ("cannot decide" if why else "agrees" if d > margin else
+                   "disagrees" if d < -margin else "equivalent within the noise margin")
+        outcomes[m] = (d, outcome)
+        parts.append(f"m = {m}: {best.loc[m, 'median']:.4f} ({d:+.4f}; {outcome}"
+                     + (f": {why}" if why else "") + ")")
+    kinds = {outcome for _, outcome in outcomes.values()}
+    overall = ("disagrees" if "disagrees" in kinds else
+               "cannot decide" if "cannot decide" in kinds else
+               "agrees" if kinds == {"agrees"} else "equivalent within the noise margin")
+    measurement = (f"best of m = {reference}: {bar:.4f}; " + "; ".join(parts)
+                   + f"; margin {margin:.4f}")
+    return Verdict(CLAIM_EQUAL_STEPS, measurement, rule, overall), outcomes

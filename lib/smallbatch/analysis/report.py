@@ -170,15 +170,20 @@ def discussion(rows) -> str:
     each claim they do not confirm the differences from the paper's protocol that bear on
     it (``CAVEATS``). ``rows``: (where, Verdict) pairs, where naming the runs."""
     groups: dict[str, dict[str, list[str]]] = {"agrees": {}, "disagrees": {},
-                                               "inconclusive": {}}
+                                               "equivalent within the noise margin": {},
+                                               "inconclusive": {}, "cannot decide": {}}
     for where, verdict in rows:
         groups[verdict.verdict].setdefault(verdict.claim, []).append(where)
     if not any(groups.values()):
         return "No verdicts yet: no study of this chapter has stored runs at this scale."
     heads = {"agrees": "These runs agree with the paper",
              "disagrees": "These runs disagree with the paper",
+             "equivalent within the noise margin": "These runs find no difference larger "
+                                                   "than the noise margin",
              "inconclusive": "These runs cannot decide (differences within the noise margin, "
-                             "or too few points)"}
+                             "or too few points)",
+             "cannot decide": "These runs cannot decide yet (too few seeds, or a best at an "
+                              "end of its window)"}
     parts = []
     for kind, claims in groups.items():
         if not claims:

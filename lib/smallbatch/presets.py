@@ -20,7 +20,8 @@ from .train import TrainConfig
 
 __all__ = ["SCALES", "check_scale", "repo_root", "study_dir", "results_dir", "quickstart", "NQMSettings",
            "nqm", "LRScalingSettings", "lr_scaling", "theory_checkpoints", "GradientNoiseSettings",
-           "gradient_noise", "StaleGradientSettings", "stale_gradients"]
+           "gradient_noise", "StaleGradientSettings", "stale_gradients", "NoiseScaleSettings",
+           "noise_scale"]
 
 SCALES: tuple[str, ...] = ("smoke", "scaled", "full")
 
@@ -220,3 +221,60 @@ def stale_gradients(scale: str) -> StaleGradientSettings:
                                      loss_from=2.0 ** -24, eval_size=128, draws=3)
     return StaleGradientSettings(batch_size=16, max_steps=64, base_lrs=grid,
                                  loss_from=2.0 ** -24, eval_size=1024, draws=8)
+
+
+@dataclass(frozen=True)
+class NoiseScaleSettings:
+    """Sizes for the noise scale along a run (``smallbatch.theory.noisescale``): the recipe
+    is each study's trial at m = ``batch_size`` and ``seed`` with the best eta_tilde at that
+    m in its stored records (``noisescale.recipe``), measured at ``epochs`` epochs of its
+    own ``num_epochs``-epoch run."""
+
+    studies: tuple[str, ...]  # the studies whose recipe is measured (with and without BN)
+    batch_size: int  # m of the recipe
+    epochs: tuple[int, ...]  # k: the checkpoints, after k epochs of the recipe's run
+    small_batch: int  # B_small, examples per small batch (drawn with replacement)
+    big_batch: int  # B_big, examples per big batch
+    draws: int  # batches drawn at B_small (with replacement)
+    big_draws: int  # batches drawn at B_big
+    per_example: int  # per-example gradients for the direct estimate (network without BN)
+    seed: int = 0  # the recipe trial's seed
+    base_lrs: tuple[float, ...] | None = None  # eta_tilde of each study's recipe; None = the
+                                               # best at m in its stored records
+
+
+def noise_scale(scale: str) -> NoiseScaleSettings:
+    """The noise-scale chapter's sizes (book: "The noise scale along a run").
+
+    - smoke: the studies' smoke trials (synthetic data, 256 images, 2 epochs) at m = 4 and
+      the middle of each smoke grid, eta_tilde = 2^-7 with BN and 2^-9 without (smoke runs
+      are never stored, so there are no records to pick the best from); checkpoint at
+      epoch 1 of 2, B = 4 and 64, 4 draws of each, 32 per-example gradients (a few seconds).
+    - scaled: resnet-bn and resnet-nobn (ResNet-8 on 8,192 Fashion-MNIST images, 10
+      epochs) at m = 32, checkpoints at epochs 1, 5 and 8 of 10; B_small = 32 with 256
+      draws, B_big = 4096 with 24 draws, 2,048 per-example gradients without BN. Late in
+      the run B_simple (~5,000 at epoch 8) exceeds 1,024, so |G|^2 is a small part of
+      |G_Bbig|^2 and the big draws set the error: in a pilot at B_big = 1024 (epoch 8, no
+      BN) one draw's |G_1024|^2 had a standard deviation of 0.034, twice |G|^2 = 0.017, and
+      32 draws left B_simple's interval unbounded above; at 4096 it is 0.012, half the
+      variance per example drawn. The small draws (standard deviation 0.36-0.69 of their
+      mean) set the error of tr(Sigma). Measured on one thread of this machine's CPU (AMD
+      EPYC, while a 2-worker sweep shared its 2 cores), training to the checkpoint
+      included: 327, 362 and 592 s at epochs 1, 5 and 8 with BN, 245, 316 and 386 s
+      without (37 min in all).
+    - full: the studies' full protocol (ResNet-20 on CIFAR-10, 82 epochs) at m = 32, at the
+      same points of its run: epoch 1, 41 (50%, the first decay) and 66 (after the
+      second, at 75%); 1,024 and 96 draws and 8,192 per-example gradients (for a GPU).
+    """
+    studies = ("resnet-bn", "resnet-nobn")
+    if check_scale(scale) == "smoke":
+        return NoiseScaleSettings(studies=studies, batch_size=4, epochs=(1,), small_batch=4,
+                                  big_batch=64, draws=4, big_draws=4, per_example=32,
+                                  base_lrs=(2.0 ** -7, 2.0 ** -9))
+    if scale == "scaled":
+        return NoiseScaleSettings(studies=studies, batch_size=32, epochs=(1, 5, 8),
+                                  small_batch=32, big_batch=4096, draws=256, big_draws=24,
+                                  per_example=2048)
+    return NoiseScaleSettings(studies=studies, batch_size=32, epochs=(1, 41, 66),
+                              small_batch=32, big_batch=4096, draws=1024, big_draws=96,
+                              per_example=8192)

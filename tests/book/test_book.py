@@ -410,11 +410,11 @@ def test_the_published_book_is_built_from_stored_results_only(built_scaled_book)
     pages = {p.stem: p.read_text() for p in (built_scaled_book.html / "notebooks").glob("*.html")}
     for stem in ("00_quickstart", "02_variance_measured", "03_stale_gradients",
                  "20_batch_size_lr", "21_ghost_batch_norm", "22_warmup", "23_training_curves",
-                 "24_full_protocol"):
+                 "24_full_protocol", "25_step_budget"):
         assert stem in pages and "Traceback" not in pages[stem], stem
     # every published study with stored trials shows them with their provenance
     shown = "".join(pages[s] for s in ("20_batch_size_lr", "21_ghost_batch_norm",
-                                       "22_warmup", "23_training_curves"))
+                                       "22_warmup", "23_training_curves", "25_step_budget"))
     for name in analysis.PUBLISHED_STUDIES:
         data = analysis.study_data(name, "scaled")
         if data.total > data.missing:

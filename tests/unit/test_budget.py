@@ -179,3 +179,13 @@ def test_lr_saturation_finds_where_the_step_stops_growing_and_where_accuracy_fal
     growing = best.assign(log2_base_lr=[-3, -3, -4, -4, -4, -4], median=0.89)
     found = budget.lr_saturation(growing, margin=0.01)
     assert found["saturates_at"] is None and found["falls_from"] is None
+
+
+def test_critical_batch_with_one_seed_has_no_interval_and_says_so():
+    found = budget.critical_batch(_per_trial(lambda m: 100 + 12_800 / m, seeds=1))
+    assert found["status"] == "fit" and math.isnan(found["fit"].low)
+    assert budget.critical_batch_text(found) == "128 (one seed: no interval)"
+    spread = budget.critical_batch(_per_trial(lambda m: 100 + 12_800 / m, jitter=0.02))
+    assert budget.critical_batch_text(spread).startswith("128 [")
+    perfect = budget.critical_batch(_per_trial(lambda m: 51_200 / m))
+    assert budget.critical_batch_text(perfect) == "> 512 (no diminishing returns)"

@@ -71,3 +71,39 @@ def test_best_and_range_gives_each_set_of_runs_its_colour_and_legend_line():
     assert seven.layout.legend.yanchor == "top" and seven.layout.legend.y < 0
     assert seven.layout.margin.b - two.layout.margin.b == seven.layout.height - two.layout.height
     assert seven.layout.height - two.layout.height == 5 * 24
+
+
+def test_steps_to_target_slider_shows_one_target_at_a_time_with_its_fit():
+    from smallbatch.analysis import budget
+
+    rows = []
+    for m in (16, 32, 64, 128, 256):
+        for seed in range(3):
+            for target, steps in (("easy", 12_800 / m), ("hard", 100 + 12_800 / m)):
+                rows.append({"target": target, "config_hash": f"{target}{m}{seed}",
+                             "batch_size": m, "base_lr": 0.1, "seed": seed,
+                             "steps": steps * (1 + 0.01 * seed)})
+    frame = pd.DataFrame(rows)
+    targets = {}
+    for target, part in frame.groupby("target", sort=False):
+        targets[target] = (budget.best_steps_to_target(part), budget.critical_batch(part))
+    fig = figures.steps_to_target(targets, "t")
+    [slider] = fig.layout.sliders
+    assert [step.label for step in slider.steps] == ["easy", "hard"]
+    for k, step in enumerate(slider.steps):
+        shown = [t for t, v in zip(fig.data, step.args[0]["visible"]) if v]
+        # points and perfect scaling in both panels, and the fit only where it fits
+        assert len(shown) == (4 if k == 0 else 6)
+        assert ("no diminishing returns" if k == 0 else "B_crit = 128") in step.args[1]["title.text"]
+    fit = next(t for t in fig.data if t.name.startswith("S = ") and t.xaxis == "x")
+    assert fit.y[0] == pytest.approx(100 + 12_800 / 16, rel=0.02)
+
+
+def test_accuracy_at_steps_slider_has_one_step_per_step_count():
+    best = pd.DataFrame({"log2_base_lr": [-5, -7], "median": [0.8, 0.7], "low": [0.79, 0.69],
+                         "high": [0.81, 0.71], "seeds": [3, 3], "schedule_fraction": [0.1, 0.4]},
+                        index=pd.Index([32, 128], name="batch_size"))
+    fig = figures.accuracy_at_steps({256: best, 1024: best.assign(median=[0.85, 0.86])}, "t")
+    [slider] = fig.layout.sliders
+    assert [s.args[0]["visible"] for s in slider.steps] == [[True, False], [False, True]]
+    assert list(fig.data[1].y) == [0.85, 0.86]

@@ -26,7 +26,8 @@ from .claims import (CAVEATS, CLAIM_BN_BATCH_INDEPENDENT, CLAIM_BN_GAP, CLAIM_CU
                      verdict_small_batches_best, verdict_small_bn_batch, verdict_warmup)
 from .costs import (BenchmarkRecords, cost_check_table, ensemble_cap_summary, gpu_against_cpu,
                     hours_by_study, load_benchmarks, machine, machine_lines)
-from .report import (FULL_ONLY_STUDIES, PUBLISHED_STUDIES, SCALED_TARGET_CPU_HOURS,
+from .report import (BATCH_LR_STUDIES, FULL_ONLY_STUDIES, PUBLISHED_STUDIES, SCALED_ONLY_STUDIES,
+                     SCALED_TARGET_CPU_HOURS,
                      claims_style, cost_summary, discussion, missing_note, process_hours,
                      study_protocol, verdict_table)
 
@@ -43,5 +44,6 @@ __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run"
            "verdict_equal_steps", "BenchmarkRecords", "load_benchmarks",
            "machine", "machine_lines", "hours_by_study", "gpu_against_cpu", "cost_check_table",
            "ensemble_cap_summary", "missing_note", "study_protocol", "process_hours",
-           "cost_summary", "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES", "verdict_table",
+           "cost_summary", "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES",
+           "SCALED_ONLY_STUDIES", "BATCH_LR_STUDIES", "verdict_table",
            "claims_style", "SCALED_TARGET_CPU_HOURS", "discussion"]

@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["TARGETS_BELOW_BEST", "budget_targets", "steps_to_target", "best_steps_to_target",
-           "TradeoffFit", "fit_tradeoff", "critical_batch", "two_batch_noise_scale",
+           "TradeoffFit", "fit_tradeoff", "critical_batch", "critical_batch_text",
+           "two_batch_noise_scale",
            "accuracy_at_steps", "best_at_steps", "step_counts", "fit_at_best",
            "lr_saturation"]
 
@@ -178,7 +179,7 @@ def critical_batch(per_trial: pd.DataFrame, *, confidence: float = 0.95, resampl
 
     Returns a dict: ``batch_sizes`` (the m that reached the target), ``fit`` (a
     :class:`TradeoffFit`, with an interval from resampling the seeds of each m's fastest
-    cell that reached it; None if there is no fit) and ``status``:
+    cell that reached it, NaN with one seed per m; None if there is no fit) and ``status``:
 
     - ``"fit"``: S_min and E_min are both positive;
     - ``"no diminishing returns"``: the fit's S_min is not positive, i.e. steps fall at
@@ -195,12 +196,30 @@ def critical_batch(per_trial: pd.DataFrame, *, confidence: float = 0.95, resampl
     for m, row in best.iterrows():
         cell = per_trial[(per_trial["batch_size"] == m) & (per_trial["base_lr"] == row["base_lr"])]
         samples.append(cell["steps"].dropna().to_numpy())
+    if all(len(pool) <= 1 for pool in samples):  # one seed per m: nothing to resample
+        samples = None
     try:
         fit = fit_tradeoff(sizes, best["median_steps"].to_numpy(), samples=samples,
                            confidence=confidence, resamples=resamples, seed=seed)
     except ValueError:
         return {**out, "status": "no diminishing returns", "lower_bound": max(sizes)}
     return {**out, "status": "fit", "fit": fit}
+
+
+def critical_batch_text(critical: dict) -> str:
+    """:func:`critical_batch`'s result in a few words: "B_crit [low, high]" (an upper end
+    beyond a hundred times the largest m that reached the target is shown as unbounded: the
+    data do not bound it), "> m (no diminishing returns)", or how few m reached it."""
+    if critical["status"] == "fit":
+        fit = critical["fit"]
+        if math.isnan(fit.low):
+            return f"{fit.b_crit:.0f} (one seed: no interval)"
+        high = ("unbounded" if fit.high > 100 * max(critical["batch_sizes"])
+                else f"{fit.high:.0f}")
+        return f"{fit.b_crit:.0f} [{fit.low:.0f}, {high}]"
+    if critical["status"] == "no diminishing returns":
+        return f"> {critical['lower_bound']} (no diminishing returns)"
+    return f"only {len(critical['batch_sizes'])} m reached it: no fit"
 
 
 def step_counts(trials: pd.DataFrame) -> pd.Series:

@@ -16,14 +16,29 @@ from .cells import StudyData, _extra_axes
 from .claims import CAVEATS
 
 __all__ = ["missing_note", "study_protocol", "process_hours", "cost_summary",
-           "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES", "verdict_table", "claims_style",
+           "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES", "SCALED_ONLY_STUDIES", "BATCH_LR_STUDIES",
+           "verdict_table",
+           "claims_style",
            "SCALED_TARGET_CPU_HOURS", "discussion"]
 
 
 # The studies the experiments chapters publish at the scaled size (``make studies`` runs
 # the same list).
 PUBLISHED_STUDIES = ("resnet-bn", "resnet-nobn", "warmup", "ghost-bn", "alexnet-bn",
-                     "alexnet-convbn", "alexnet-nobn", "cifar-augment")
+                     "alexnet-convbn", "alexnet-nobn", "cifar-augment", "equal-steps")
+
+
+# The studies whose grids cross batch size with learning rate, every m given the same
+# epochs (book: "Batch size against learning rate", "Budget against batch size"), headline
+# first.
+BATCH_LR_STUDIES = ("resnet-bn", "resnet-nobn", "alexnet-bn", "alexnet-convbn", "alexnet-nobn",
+                    "cifar-augment")
+
+
+# Published studies with no full version (the full-protocol chapter leaves them out):
+# equal-steps gives every m the steps of m = 32's scaled run, a design of this project's,
+# not the paper's protocol.
+SCALED_ONLY_STUDIES = ("equal-steps",)
 
 
 # Studies with no scaled version (their data is not on this project's machines): the

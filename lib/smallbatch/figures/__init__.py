@@ -5,9 +5,11 @@ caller's (in the book build, the kernel's renderer: ``smallbatch_book.render``).
 - :mod:`.style`: what every figure shares (title and provenance note, log2 axes, slider
   steps, colours);
 - :mod:`.quickstart`, :mod:`.theory`, :mod:`.experiments`, :mod:`.engine`: the figures of
-  "Getting started", "The argument", "The experiments" and "How the grids are trained".
+  "Getting started", "The argument", "The experiments" and "How the grids are trained";
+  :mod:`.budget`: those of the experiments chapter "Budget against batch size".
 """
 
+from .budget import (accuracy_at_steps, equal_steps, fit_and_gap, steps_to_target)
 from .engine import (throughput)
 from .experiments import (accuracy_heatmap, accuracy_vs_lr, best_and_range, ghost_batch_norm,
                           training_curves_by_batch, warmup_comparison)
@@ -18,4 +20,5 @@ from .theory import (gradient_noise, lr_scaling, nqm_loss_curves, nqm_steps_to_t
 __all__ = ["training_curves", "throughput", "nqm_loss_curves", "nqm_steps_to_target",
            "lr_scaling", "gradient_noise", "stale_gradients", "stale_gradient_losses",
            "accuracy_vs_lr", "accuracy_heatmap", "best_and_range", "training_curves_by_batch",
-           "ghost_batch_norm", "warmup_comparison"]
+           "ghost_batch_norm", "warmup_comparison", "steps_to_target", "equal_steps",
+           "accuracy_at_steps", "fit_and_gap"]

@@ -5,7 +5,9 @@
 - :mod:`.checkpoints`: the weights a measurement starts from, and the model at them;
 - :mod:`.gradnoise`: the variance of a mini-batch gradient, measured ("The variance
   derivation, measured");
-- :mod:`.staleness`: n small steps against one large step, measured ("Stale gradients").
+- :mod:`.staleness`: n small steps against one large step, measured ("Stale gradients");
+- :mod:`.noisescale`: the gradient noise scale B_simple along a run, with and without batch
+  norm ("The noise scale along a run").
 
 The closed forms are the package's face (``theory.scaling_table``, ``theory.nqm_*``); the
 measurements are imported by module (``from smallbatch.theory import gradnoise``).

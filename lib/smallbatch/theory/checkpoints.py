@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..store import MeasurementError
+from ..store import MeasurementError, measure_or_load
 from ..train import TrainConfig, lr_at_step
 
-__all__ = ["Checkpoint", "check_schedule", "model_at"]
+__all__ = ["Checkpoint", "check_schedule", "model_at", "measure_with"]
 
 
 @dataclass(frozen=True)
@@ -146,3 +146,10 @@ def model_at(checkpoint: Checkpoint, *, data=None, data_root=None, device="auto"
             "choose a smaller base_lr for the checkpoint")
     model.train()
     return model, data, device, result
+
+
+def measure_with(kind: str, compute, config, results_dir, **kwargs) -> dict:
+    """The stored record of (``kind``, ``config``) in ``results_dir``, else
+    ``compute(config, **kwargs)`` measured now and stored (``results_dir=None``: measure,
+    store nothing): what each theory measurement's ``measure`` does."""
+    return measure_or_load(kind, config, lambda: compute(config, **kwargs), results_dir)

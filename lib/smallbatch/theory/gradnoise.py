@@ -33,8 +33,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..store import MeasurementError, measure_or_load
-from .checkpoints import Checkpoint, model_at
+from ..store import MeasurementError
+from .checkpoints import Checkpoint, measure_with, model_at
 from ..train import learning_rate
 
 __all__ = ["KIND", "GradientNoiseConfig", "per_example_gradients", "summed_gradient",
@@ -170,10 +170,8 @@ def measure(config: GradientNoiseConfig, results_dir, *, data=None, data_root=No
             device="auto") -> dict:
     """The stored record of ``config`` in ``results_dir``, else measure and store it
     (``results_dir=None``: measure, store nothing)."""
-    return measure_or_load(KIND, config,
-                           lambda: compute(config, data=data, data_root=data_root,
-                                           device=device),
-                           results_dir)
+    return measure_with(KIND, compute, config, results_dir, data=data, data_root=data_root,
+                        device=device)
 
 
 # ------------------------------------------------------------------------------ analysis

@@ -49,13 +49,13 @@ import torch
 import torch.nn.functional as F
 
 from ..analysis.budget import two_batch_noise_scale
-from ..store import MeasurementError, measure_or_load
+from ..store import MeasurementError
 from ..train import TrainConfig
-from .checkpoints import Checkpoint, model_at
+from .checkpoints import Checkpoint, measure_with, model_at
 from .gradnoise import CHUNK, full_gradient, per_example_gradients
 
 __all__ = ["KIND", "NoiseScaleConfig", "bn_group", "has_batch_norm", "mean_gradient",
-           "batch_sq_norms", "compute", "measure", "recipe", "configs_for", "measure_all",
+           "batch_sq_norms", "compute", "measure", "recipe", "configs_for",
            "noise_scale_frame", "stored_trial", "reproduction_frame"]
 
 KIND = "noise-scale"
@@ -212,10 +212,8 @@ def measure(config: NoiseScaleConfig, results_dir, *, data=None, data_root=None,
             device="auto") -> dict:
     """The stored record of ``config`` in ``results_dir``, else measure and store it
     (``results_dir=None``: measure, store nothing)."""
-    return measure_or_load(KIND, config,
-                           lambda: compute(config, data=data, data_root=data_root,
-                                           device=device),
-                           results_dir)
+    return measure_with(KIND, compute, config, results_dir, data=data, data_root=data_root,
+                        device=device)
 
 
 # ------------------------------------------------------------------- the recipes measured
@@ -270,11 +268,6 @@ def configs_for(settings, scale: str) -> list[NoiseScaleConfig]:
                 draws=settings.draws, big_draws=settings.big_draws,
                 per_example=per_example))
     return configs
-
-
-def measure_all(settings, scale: str, results_dir, **kwargs) -> list[dict]:
-    """:func:`measure` every config of :func:`configs_for` (stored ones are loaded)."""
-    return [measure(config, results_dir, **kwargs) for config in configs_for(settings, scale)]
 
 
 # ------------------------------------------------------------------------------ analysis

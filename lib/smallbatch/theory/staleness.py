@@ -47,8 +47,8 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
 
-from ..store import MeasurementError, measure_or_load
-from .checkpoints import Checkpoint, model_at
+from ..store import MeasurementError
+from .checkpoints import Checkpoint, measure_with, model_at
 
 __all__ = ["KIND", "StaleGradientConfig", "powers_of_two", "FlatModel", "SecondOrderTerms",
            "second_order_terms", "small_steps", "compare_paths", "draw_indices", "compute",
@@ -341,10 +341,8 @@ def measure(config: StaleGradientConfig, results_dir, *, data=None, data_root=No
             device="auto") -> dict:
     """The stored record of ``config`` in ``results_dir``, else measure and store it
     (``results_dir=None``: measure, store nothing)."""
-    return measure_or_load(KIND, config,
-                           lambda: compute(config, data=data, data_root=data_root,
-                                           device=device),
-                           results_dir)
+    return measure_with(KIND, compute, config, results_dir, data=data, data_root=data_root,
+                        device=device)
 
 
 # ------------------------------------------------------------------------------ analysis

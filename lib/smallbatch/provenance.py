@@ -41,6 +41,27 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_id() -> str:
+    """What decides a CPU's float32 rounding in torch's kernels, as one string: the vendor,
+    family, model and stepping from /proc/cpuinfo and the instruction set torch dispatches to
+    (e.g. "AuthenticAMD 25/17/1 AVX512"). The model name alone is not enough: a virtual
+    machine may report only "AMD EPYC" on hosts whose kernels round differently."""
+    import torch
+
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("vendor_id", "cpu family", "model", "stepping") and key not in fields:
+                fields[key] = value.strip()
+    except OSError:
+        pass
+    chip = (f"{fields.get('vendor_id', platform.machine())} "
+            f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}/{fields.get('stepping', '?')}")
+    return f"{chip} {torch.backends.cpu.get_cpu_capability()}"
+
+
 def device_name(device) -> str:
     """The GPU's name for a CUDA device, else the CPU model (:func:`cpu_name`)."""
     import torch
@@ -51,12 +72,13 @@ def device_name(device) -> str:
 
 def run_provenance(device) -> dict:
     """Where a run or measurement was computed: package, commit, torch, device, threads, host
-    (the ``provenance`` of every stored record)."""
+    and, on a CPU, :func:`cpu_id` (the ``provenance`` of every stored record)."""
     import torch
 
     from . import __version__
 
-    return {
+    device = torch.device(device)
+    found = {
         "smallbatch_version": __version__,
         "git_commit": git_commit(),
         "torch_version": torch.__version__,
@@ -66,6 +88,9 @@ def run_provenance(device) -> dict:
         "threads": torch.get_num_threads(),
         "hostname": platform.node(),
     }
+    if device.type == "cpu":
+        found["cpu_id"] = cpu_id()
+    return found
 
 
 def measurement_header(device) -> dict:

@@ -233,6 +233,27 @@ def test_measurement_header_names_the_machine_and_takes_the_commit_from_the_envi
     assert measurement_header("cpu")["commit"] == "0123abc"
 
 
+def test_a_cpu_run_records_the_kind_of_cpu_its_rounding_depends_on(monkeypatch, tmp_path):
+    from smallbatch import provenance
+
+    record = provenance.run_provenance("cpu")
+    assert record["cpu_id"] == provenance.cpu_id()
+    assert record["cpu_id"].endswith(torch.backends.cpu.get_cpu_capability())
+    # two hosts that share a model name but not a model are told apart
+    info = tmp_path / "cpuinfo"
+    real_read = provenance.Path.read_text
+    ids = []
+    for model in ("17", "1"):
+        info.write_text(f"vendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: {model}\n"
+                        f"model name\t: AMD EPYC\nstepping\t: 1\n")
+        monkeypatch.setattr(provenance.Path, "read_text",
+                            lambda self, *a, **k: real_read(info) if str(self) == "/proc/cpuinfo"
+                            else real_read(self, *a, **k))
+        ids.append(provenance.cpu_id())
+        assert provenance.cpu_name() == "AMD EPYC"
+    assert ids[0].startswith("AuthenticAMD 25/17/1 ") and ids[0] != ids[1]
+
+
 def test_write_measurement_writes_the_record_and_its_table(tmp_path):
     import json
 

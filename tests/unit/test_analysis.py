@@ -111,18 +111,26 @@ def test_good_range_against_global_and_own_best(stored):
         analysis.good_range(cells, 0.01, reference="best")
 
 
-def best_table(values: dict[int, float]):
+def best_table(values: dict[int, float], seeds: int | dict[int, int] = 3):
     import pandas as pd
 
-    return pd.DataFrame({"median": values, "log2_base_lr": -5, "low": 0, "high": 1,
-                         "seeds": 1, "diverged": 0})
+    table = pd.DataFrame({"median": values, "log2_base_lr": -5, "low": 0, "high": 1,
+                          "seeds": 3, "diverged": 0})
+    if isinstance(seeds, dict):
+        for m, n in seeds.items():
+            table.loc[m, "seeds"] = n
+    else:
+        table["seeds"] = seeds
+    return table
 
 
 @pytest.mark.parametrize("values,verdict", [
     ({2: 0.90, 32: 0.89, 128: 0.85, 1024: 0.80}, "agrees"),
-    ({2: 0.90, 32: 0.89, 128: 0.895, 1024: 0.80}, "inconclusive"),  # large m within margin
+    ({2: 0.90, 32: 0.89, 128: 0.895, 1024: 0.80}, analysis.EQUIVALENT),  # large within margin
     ({2: 0.80, 32: 0.85, 128: 0.90, 1024: 0.88}, "disagrees"),
-    ({2: 0.895, 32: 0.88, 128: 0.90, 1024: 0.88}, "inconclusive"),  # small m within margin
+    ({2: 0.895, 32: 0.88, 128: 0.90, 1024: 0.88}, analysis.EQUIVALENT),  # small within margin
+    ({2: 0.85, 32: 0.85, 64: 0.90, 128: 0.84}, "disagrees"),  # m = 64 beats every small m
+    ({2: 0.90, 32: 0.90, 128: 0.90, 1024: 0.90}, analysis.EQUIVALENT),  # no effect at all
 ])
 def test_small_batches_best_verdict(values, verdict):
     result = analysis.verdict_small_batches_best(best_table(values), margin=0.01)
@@ -130,27 +138,85 @@ def test_small_batches_best_verdict(values, verdict):
     assert f"best m = {max(values, key=values.get)}" in result.measurement
 
 
-def test_small_batches_best_is_inconclusive_when_a_lower_best_is_at_a_window_end():
+def test_small_batches_best_needs_three_seeds_at_the_bests_it_compares():
+    values = {2: 0.90, 32: 0.89, 128: 0.85, 1024: 0.80}
+    # one seed at a best that is not compared (m = 32, m = 1024): still agrees
+    assert analysis.verdict_small_batches_best(
+        best_table(values, {32: 1, 1024: 1}), 0.01).verdict == "agrees"
+    result = analysis.verdict_small_batches_best(best_table(values, {128: 2}), 0.01)
+    assert result.verdict == "cannot decide" and "fewer than 3 seeds at the best of 128 (2)" \
+        in result.measurement
+    assert analysis.verdict_small_batches_best(best_table(values, 1), 0.01,
+                                                  min_seeds=1).verdict == "agrees"
+
+
+def test_small_batches_best_cannot_decide_when_a_losing_best_is_at_a_window_end():
     import pandas as pd
 
     values = {2: 0.90, 32: 0.89, 128: 0.85, 1024: 0.80}
     edges = pd.DataFrame({"inside": {2: True, 32: True, 128: True, 1024: False}})
     result = analysis.verdict_small_batches_best(best_table(values), 0.01, edges)
-    assert result.verdict == "inconclusive" and "m = 1024 is at an end" in result.measurement
+    assert result.verdict == "cannot decide"
+    assert "the best of 1024 is at an end" in result.measurement
     edges.loc[1024, "inside"] = True
     edges.loc[2, "inside"] = False  # the winning side at an end does not weaken "agrees"
     assert analysis.verdict_small_batches_best(best_table(values), 0.01,
                                                   edges).verdict == "agrees"
+    # "equivalent" rests on both sides: the small-batch best at an end could rise past it
+    level = {2: 0.90, 32: 0.89, 128: 0.90, 1024: 0.80}
+    assert analysis.verdict_small_batches_best(best_table(level), 0.01,
+                                                  edges).verdict == "cannot decide"
+
+
+@pytest.mark.parametrize("values,verdict", [
+    ({2: 0.91, 4: 0.90, 8: 0.89, 64: 0.85}, "agrees"),
+    ({2: 0.88, 4: 0.89, 8: 0.91, 64: 0.85}, "disagrees"),
+    ({2: 0.90, 4: 0.89, 8: 0.895, 64: 0.85}, analysis.EQUIVALENT),
+    ({2: 0.90, 4: 0.90, 8: 0.90, 64: 0.90}, analysis.EQUIVALENT),  # no effect: never agrees
+    ({8: 0.90, 64: 0.85}, "cannot decide"),  # no m <= 4
+])
+def test_smallest_batches_best_verdict(values, verdict):
+    result = analysis.verdict_smallest_best(best_table(values), 0.01)
+    assert result.verdict == verdict and result.claim == analysis.CLAIM_SMALLEST_BEST
+    assert analysis.CLAIM_SMALLEST_BEST in analysis.CAVEATS
+
+
+def test_smallest_batches_best_needs_seeds_and_a_losing_best_inside_its_window():
+    import pandas as pd
+
+    values = {2: 0.91, 4: 0.90, 8: 0.89, 64: 0.85}
+    assert analysis.verdict_smallest_best(best_table(values, {2: 1}),
+                                             0.01).verdict == "cannot decide"
+    edges = pd.DataFrame({"inside": {2: False, 4: True, 8: False, 64: True}})
+    result = analysis.verdict_smallest_best(best_table(values), 0.01, edges)
+    assert result.verdict == "cannot decide" and "best of 8 is at an end" in result.measurement
 
 
 @pytest.mark.parametrize("counts,verdict", [
-    ([6, 5, 4, 2], "agrees"), ([2, 3, 4, 6], "disagrees"), ([4, 4, 4, 4], "inconclusive"),
-    ([4, 6, 3, 5], "inconclusive")])
+    ([6, 5, 4, 2], "agrees"), ([2, 3, 4, 6], "disagrees"),
+    ([4, 4, 4, 4], analysis.EQUIVALENT),  # no effect: never agrees
+    ([4, 6, 3, 5], analysis.EQUIVALENT)])
 def test_range_shrinks_verdict(counts, verdict):
     import pandas as pd
 
     ranges = pd.DataFrame({"octaves": counts}, index=[2, 16, 128, 1024])
     assert analysis.verdict_range_shrinks(ranges).verdict == verdict
+
+
+def test_range_shrinks_cannot_decide_on_too_few_seeds_or_a_window_that_misses_a_side():
+    import pandas as pd
+
+    ranges = pd.DataFrame({"octaves": [6, 5, 4, 2]}, index=[2, 16, 128, 1024])
+    seeds = pd.Series({2: 3, 16: 3, 128: 1, 1024: 3})
+    result = analysis.verdict_range_shrinks(ranges, seeds=seeds)
+    assert result.verdict == "cannot decide" and "m = 128" in result.measurement
+    edges = pd.DataFrame({"slow_side": [True] * 4, "failing_side": [False, True, True, True]},
+                         index=[2, 16, 128, 1024])
+    # m = 2's window misses its failing side, but "agrees" reads only the large m as narrow
+    assert analysis.verdict_range_shrinks(ranges, edges).verdict == "agrees"
+    edges.loc[1024, "slow_side"] = False  # now a count read as narrow is a lower bound
+    result = analysis.verdict_range_shrinks(ranges, edges)
+    assert result.verdict == "cannot decide" and "m = 1024 misses a side" in result.measurement
 
 
 @pytest.mark.parametrize("sizes", [[2, 4], [2, 4, 8, 16], [128, 256, 512, 1024], [2, 16, 128]])
@@ -159,7 +225,7 @@ def test_range_shrinks_needs_small_and_large_batches(sizes):
 
     # a clear trend, but over too few m, or over small or large m only
     ranges = pd.DataFrame({"octaves": list(range(len(sizes), 0, -1))}, index=sizes)
-    assert analysis.verdict_range_shrinks(ranges).verdict == "inconclusive"
+    assert analysis.verdict_range_shrinks(ranges).verdict == "cannot decide"
 
 
 def test_smoke_study_runs_end_to_end():
@@ -195,10 +261,13 @@ def test_edges_reached(stored):
 @pytest.mark.parametrize("bn,none,verdict", [
     ({2: 0.90, 1024: 0.85}, {2: 0.88, 1024: 0.70}, "agrees"),
     ({2: 0.90, 1024: 0.70}, {2: 0.88, 1024: 0.85}, "disagrees"),
-    ({2: 0.90, 1024: 0.85}, {2: 0.88, 1024: 0.825}, "inconclusive")])
+    ({2: 0.90, 1024: 0.85}, {2: 0.88, 1024: 0.825}, analysis.EQUIVALENT),
+    ({2: 0.90, 1024: 0.85}, {2: 0.90, 1024: 0.85}, analysis.EQUIVALENT)])  # no effect
 def test_bn_gap_verdict(bn, none, verdict):
     result = analysis.verdict_bn_widens_gap(best_table(bn), best_table(none), margin=0.01)
     assert result.verdict == verdict
+    few = analysis.verdict_bn_widens_gap(best_table(bn), best_table(none, {1024: 1}), 0.01)
+    assert few.verdict == "cannot decide" and "without BN: fewer than 3" in few.measurement
 
 
 def test_process_hours_share_an_ensembles_busy_time():
@@ -290,7 +359,7 @@ def ghost(values: dict[int, dict[int, float]]):
     import pandas as pd
 
     rows = [{"batch_size": m, "bn_batch": b, "median": v, "log2_base_lr": -6, "low": v,
-             "high": v, "seeds": 1, "diverged": 0}
+             "high": v, "seeds": 3, "diverged": 0}
             for m, by_bn in values.items() for b, v in by_bn.items()]
     return pd.DataFrame(rows).set_index(["batch_size", "bn_batch"])
 
@@ -310,7 +379,14 @@ def test_ghost_table_picks_the_best_lr_and_treats_none_as_m():
 @pytest.mark.parametrize("values,small,independent", [
     ({64: {4: 0.90, 8: 0.91, 64: 0.85}, 256: {4: 0.89, 8: 0.90, 256: 0.80}}, "agrees", "agrees"),
     ({64: {4: 0.80, 64: 0.90}, 256: {4: 0.80, 256: 0.90}}, "disagrees", "disagrees"),
-    ({64: {4: 0.90, 64: 0.85}, 256: {4: 0.80, 256: 0.90}}, "inconclusive", "disagrees"),
+    # m = 256 contradicts the claim, which is made at every m
+    ({64: {4: 0.90, 64: 0.85}, 256: {4: 0.80, 256: 0.90}}, "disagrees", "disagrees"),
+    # ahead at m = 64, level at m = 256, where m_BN makes no difference
+    ({64: {4: 0.90, 64: 0.85}, 256: {4: 0.905, 256: 0.90}}, analysis.EQUIVALENT,
+     "cannot decide"),
+    # no m_BN effect anywhere: neither claim may agree
+    ({64: {4: 0.90, 8: 0.90, 64: 0.90}, 256: {4: 0.90, 8: 0.90, 256: 0.90}},
+     analysis.EQUIVALENT, "cannot decide"),
 ])
 def test_ghost_verdicts(values, small, independent):
     table = ghost(values)
@@ -318,7 +394,16 @@ def test_ghost_verdicts(values, small, independent):
     assert analysis.verdict_bn_batch_independent(table, 0.01).verdict == independent
 
 
-def test_ghost_verdict_is_inconclusive_when_the_losing_point_is_at_a_window_end():
+def test_bn_batch_independence_names_the_worst_and_needs_seeds():
+    table = ghost({64: {2: 0.80, 8: 0.91, 64: 0.90}, 256: {2: 0.78, 8: 0.90, 256: 0.895}})
+    result = analysis.verdict_bn_batch_independent(table, 0.01)
+    assert result.verdict == "agrees" and "common to all: [8]" in result.measurement
+    assert "the worst m_BN: m = 64: 2, m = 256: 2" in result.measurement
+    table.loc[(256, 8), "seeds"] = 1
+    assert analysis.verdict_bn_batch_independent(table, 0.01).verdict == "cannot decide"
+
+
+def test_ghost_verdict_cannot_decide_when_the_losing_point_is_at_a_window_end():
     import pandas as pd
 
     table = ghost({64: {4: 0.80, 64: 0.90}, 256: {4: 0.80, 256: 0.90}})  # "disagrees"
@@ -327,17 +412,25 @@ def test_ghost_verdict_is_inconclusive_when_the_losing_point_is_at_a_window_end(
     inside.index.names = ["batch_size", "bn_batch"]
     # the winner (ordinary BN at m = 64) at an end does not matter ...
     assert analysis.verdict_small_bn_batch(table, 0.01, inside).verdict == "disagrees"
-    # ... a loser (m_BN = 4 at m = 256) at an end does
+    # ... a loser (m_BN = 4 at m = 256) at an end does, at that m; m = 64 still disagrees
     inside.loc[(256, 4), "inside"] = False
     result = analysis.verdict_small_bn_batch(table, 0.01, inside)
-    assert result.verdict == "inconclusive" and "(256, 4)" in result.measurement
+    assert result.verdict == "disagrees" and "(256, 4) is at an end" in result.measurement
+    inside.loc[(64, 4), "inside"] = False
+    assert analysis.verdict_small_bn_batch(table, 0.01, inside).verdict == "cannot decide"
 
 
 @pytest.mark.parametrize("with_w,without,small_best,helps,gap", [
     ({256: 0.85, 1024: 0.80}, {256: 0.82, 1024: 0.75}, 0.90, "agrees", "agrees"),
     ({256: 0.85, 1024: 0.70}, {256: 0.82, 1024: 0.75}, 0.90, "disagrees", "agrees"),
-    ({256: 0.90, 1024: 0.895}, {256: 0.82, 1024: 0.75}, 0.90, "agrees", "disagrees"),
-    ({256: 0.825, 1024: 0.80}, {256: 0.82, 1024: 0.75}, 0.90, "inconclusive", "agrees"),
+    # warm-up brings the large batches level with the small ones: the gap closed
+    ({256: 0.90, 1024: 0.895}, {256: 0.82, 1024: 0.75}, 0.90, "agrees", analysis.EQUIVALENT),
+    ({256: 0.95, 1024: 0.93}, {256: 0.82, 1024: 0.75}, 0.90, "agrees", "disagrees"),
+    # helps at m = 1024 only; the gap is read there
+    ({256: 0.825, 1024: 0.80}, {256: 0.82, 1024: 0.75}, 0.90, analysis.EQUIVALENT, "agrees"),
+    # warm-up does nothing: it does not help, and there is no narrowing to test
+    ({256: 0.82, 1024: 0.75}, {256: 0.82, 1024: 0.75}, 0.90, analysis.EQUIVALENT,
+     "cannot decide"),
 ])
 def test_warmup_verdicts(with_w, without, small_best, helps, gap):
     result = analysis.verdict_warmup(best_table(with_w), best_table(without), small_best,
@@ -345,7 +438,16 @@ def test_warmup_verdicts(with_w, without, small_best, helps, gap):
     assert [v.verdict for v in result] == [helps, gap]
 
 
-def test_warmup_verdicts_are_inconclusive_when_a_losing_best_is_at_a_window_end():
+def test_warmup_verdicts_need_seeds():
+    with_w, without = best_table({256: 0.85, 1024: 0.80}), best_table({256: 0.82, 1024: 0.75})
+    result = analysis.verdict_warmup(with_w, without, 0.90, 0.01, small_seeds=1)
+    assert [v.verdict for v in result] == ["agrees", "cannot decide"]
+    result = analysis.verdict_warmup(best_table({256: 0.85, 1024: 0.80}, {1024: 2}), without,
+                                        0.90, 0.01)
+    assert [v.verdict for v in result] == ["cannot decide", "agrees"]  # gap read at m = 256
+
+
+def test_warmup_verdicts_cannot_decide_when_a_losing_best_is_at_a_window_end():
     import pandas as pd
 
     def edges(outside):
@@ -356,16 +458,17 @@ def test_warmup_verdicts_are_inconclusive_when_a_losing_best_is_at_a_window_end(
     result = analysis.verdict_warmup(with_w, without, 0.90, 0.01,
                                         edges_with=edges(set()), edges_without=edges(set()))
     assert [v.verdict for v in result] == ["agrees", "agrees"]
-    # ... the runs without warm-up lose "helps": one of them at an end makes it inconclusive
+    # ... the runs without warm-up lose "helps": one of them at an end leaves m = 1024
+    # undecided (and the gap is then read at m = 256 alone)
     result = analysis.verdict_warmup(with_w, without, 0.90, 0.01,
                                         edges_with=edges(set()), edges_without=edges({1024}))
-    assert [v.verdict for v in result] == ["inconclusive", "agrees"]
-    assert "without warm-up at m = 1024" in result[0].measurement
+    assert [v.verdict for v in result] == ["cannot decide", "agrees"]
+    assert "the best of 1024 is at an end" in result[0].measurement
     # warm-up's runs lose "does not close the gap" (and win "helps")
     result = analysis.verdict_warmup(with_w, without, 0.90, 0.01,
                                         edges_with=edges({256}), edges_without=edges(set()))
-    assert [v.verdict for v in result] == ["agrees", "inconclusive"]
-    assert "with warm-up at m = 256" in result[1].measurement
+    assert [v.verdict for v in result] == ["agrees", "cannot decide"]
+    assert "the best of 256 is at an end" in result[1].measurement
     # "disagrees" at m = 1024 rests on warm-up's best there
     worse = best_table({256: 0.85, 1024: 0.70})
     result = analysis.verdict_warmup(worse, without, 0.90, 0.01,
@@ -373,7 +476,7 @@ def test_warmup_verdicts_are_inconclusive_when_a_losing_best_is_at_a_window_end(
     assert result[0].verdict == "disagrees"  # m = 256, at an end, is not where it lost
     result = analysis.verdict_warmup(worse, without, 0.90, 0.01,
                                         edges_with=edges({1024}), edges_without=edges(set()))
-    assert result[0].verdict == "inconclusive"
+    assert result[0].verdict == "cannot decide"
 
 
 def test_ghost_and_warmup_figures_draw_each_series():
@@ -426,28 +529,32 @@ def test_variants_leave_a_study_without_extra_axis_whole(stored):
 def test_verdict_table_states_each_rule_once():
     first = analysis.Verdict("claim A", "0.9 against 0.8", "rule a", "agrees")
     second = analysis.Verdict("claim A", "0.7 against 0.8", "rule a", "disagrees")
-    third = analysis.Verdict("claim B", "too few", "rule b", "inconclusive")
+    third = analysis.Verdict("claim B", "too few", "rule b", "cannot decide")
     table, rules = analysis.verdict_table([("runs 1", first), ("runs 2", second),
                                               ("runs 1", third)])
     assert list(table.columns) == ["runs", "paper's claim", "our measurement", "verdict"]
-    assert table["verdict"].tolist() == ["agrees", "disagrees", "inconclusive"]
+    assert table["verdict"].tolist() == ["agrees", "disagrees", "cannot decide"]
     assert rules.count("rule a") == 1 and "- *claim A*: rule a." in rules
     assert "- *claim B*: rule b." in rules
     alone, _ = analysis.verdict_table([("runs 1", third)], runs=False)
     assert list(alone.columns) == ["paper's claim", "our measurement", "verdict"]
     empty, no_rules = analysis.verdict_table([])
     assert empty.empty and no_rules == ""
+    with pytest.raises(ValueError, match="not one of"):
+        analysis.Verdict("claim", "x", "r", "inconclusive")
 
 
 def test_discussion_groups_verdicts_and_explains_what_is_not_confirmed():
     agree = analysis.Verdict(analysis.CLAIM_SMALL_BEST, "x", "r", "agrees")
-    open_ = analysis.Verdict(analysis.CLAIM_RANGE_SHRINKS, "y", "r", "inconclusive")
+    open_ = analysis.Verdict(analysis.CLAIM_RANGE_SHRINKS, "y", "r", "cannot decide")
     against = analysis.Verdict(analysis.CLAIM_SMALL_BEST, "z", "r", "disagrees")
     text = analysis.discussion([("study A", agree), ("study B", open_),
                                    ("study C", against)])
     assert text.index("agree with") < text.index("disagree with") < text.index("cannot decide")
-    assert f"*{analysis.CLAIM_SMALL_BEST}*: study A." in text  # agreement: no caveat
-    assert analysis.CAVEATS[analysis.CLAIM_SMALL_BEST] in text  # for study C
+    # the caveat stands beside every verdict, the agreeing one first of all
+    caveat = f"*Caveat:* {analysis.CAVEATS[analysis.CLAIM_SMALL_BEST]}."
+    assert f"*{analysis.CLAIM_SMALL_BEST}*: study A. {caveat}" in text
+    assert f"*{analysis.CLAIM_SMALL_BEST}*: study C. {caveat}" in text
     assert analysis.CAVEATS[analysis.CLAIM_RANGE_SHRINKS] in text
     assert analysis.discussion([]).startswith("No verdicts")
     # every claim a verdict function can make has its caveat
@@ -455,7 +562,7 @@ def test_discussion_groups_verdicts_and_explains_what_is_not_confirmed():
             analysis.CLAIM_BN_GAP, analysis.CLAIM_SMALL_BN_BATCH,
             analysis.CLAIM_BN_BATCH_INDEPENDENT, analysis.CLAIM_WARMUP_HELPS,
             analysis.CLAIM_WARMUP_GAP, analysis.CLAIM_CURVES,
-            analysis.CLAIM_EQUAL_STEPS} == set(analysis.CAVEATS)
+            analysis.CLAIM_EQUAL_STEPS, analysis.CLAIM_SMALLEST_BEST} == set(analysis.CAVEATS)
 
 
 def test_compared_runs_refuse_two_sets_with_one_label(stored):
@@ -465,11 +572,11 @@ def test_compared_runs_refuse_two_sets_with_one_label(stored):
     assert list(analysis.compared_runs([stored])) == [analysis.study_label(stored.study)]
 
 
-def _curves(rows):
+def _curves(rows, seeds=3):
     import pandas as pd
     return pd.DataFrame([{"batch_size": m, "log2_base_lr": -8, "epoch": e, "steps": 0,
                           "examples_seen": 0, "train_loss": 1.0, "test_accuracy": a,
-                          "seeds": 1} for m, e, a in rows])
+                          "seeds": seeds} for m, e, a in rows])
 
 
 def test_curves_verdict_reads_the_last_epoch_and_counts_diverged_as_chance():
@@ -483,16 +590,23 @@ def test_curves_verdict_reads_the_last_epoch_and_counts_diverged_as_chance():
     swapped = [(256 if m == 4 else 4, e, a) for m, e, a in rows]
     assert analysis.verdict_curves_small_ahead(
         _curves(swapped), 0.01, num_epochs=5).verdict == "disagrees"
-    # within the margin: inconclusive
+    # within the margin: equivalent
     assert analysis.verdict_curves_small_ahead(
-        _curves(rows), 0.06, num_epochs=5).verdict == "inconclusive"
+        _curves(rows), 0.06, num_epochs=5).verdict == analysis.EQUIVALENT
+    # no effect: the same curve at every m never agrees
+    level = [(m, e, 0.6 + 0.05 * e) for m in (4, 256) for e in range(1, 6)]
+    assert analysis.verdict_curves_small_ahead(
+        _curves(level), 0.01, num_epochs=5).verdict == analysis.EQUIVALENT
+    # one seed per curve: cannot decide
+    assert analysis.verdict_curves_small_ahead(
+        _curves(rows, seeds=1), 0.01, num_epochs=5).verdict == "cannot decide"
     # the small batch diverged after epoch 2: chance at the end, so the large one is ahead
     early = [(4, e, 0.9) for e in (1, 2)] + [(256, e, 0.5) for e in range(1, 6)]
     verdict = analysis.verdict_curves_small_ahead(_curves(early), 0.01, num_epochs=5)
     assert verdict.verdict == "disagrees" and "0.1000" in verdict.measurement
     only_small = [(4, e, 0.9) for e in range(1, 6)]
     assert analysis.verdict_curves_small_ahead(
-        _curves(only_small), 0.01, num_epochs=5).verdict == "inconclusive"
+        _curves(only_small), 0.01, num_epochs=5).verdict == "cannot decide"
 
 
 def test_cost_summary_rates_from_stored_trials_and_projects_the_rest(tmp_path):
@@ -530,7 +644,9 @@ def test_study_protocol_counts_steps_and_warmup_steps():
     # a grid with another axis says what else is varied, so trials = values x seeds x that
     both = analysis.study_protocol(load_study("cifar-augment", "scaled"))
     assert both.loc[2, "also varied"] == "augment: False, True"
-    assert both.loc[2, "trials"] == both.loc[2, "η̃ values"] * both.loc[2, "seeds"] * 2
+    # seed 0 at every point, seeds 1 and 2 at the best and its neighbours of each curve
+    assert both.loc[2, "seeds"] == f"3 at 6 of {2 * both.loc[2, 'η̃ values']} points, 1 elsewhere"
+    assert both.loc[2, "trials"] == 2 * both.loc[2, "η̃ values"] + 2 * 6
     ghost = analysis.study_protocol(load_study("ghost-bn", "scaled"))
     assert ghost.loc[64, "also varied"] == "bn_batch_size: 2, 4, 8, 16, 32, 64"
 

@@ -189,3 +189,7 @@ def test_critical_batch_with_one_seed_has_no_interval_and_says_so():
     assert budget.critical_batch_text(spread).startswith("128 [")
     perfect = budget.critical_batch(_per_trial(lambda m: 51_200 / m))
     assert budget.critical_batch_text(perfect) == "> 512 (no diminishing returns)"
+    # a fit whose own B_crit lies far beyond every m tried does not locate it either
+    nearly = budget.critical_batch(_per_trial(lambda m: 1e-3 + 51_200 / m, seeds=1))
+    assert nearly["status"] == "fit" and nearly["fit"].b_crit > 100 * 512
+    assert budget.critical_batch_text(nearly) == "> 512 (no diminishing returns)"

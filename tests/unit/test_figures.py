@@ -63,10 +63,17 @@ def test_best_and_range_gives_each_set_of_runs_its_colour_and_legend_line():
                           "high": [0.81, 0.86, 0.83, 0.8], "seeds": [3] * 4,
                           "diverged": [0] * 4})
     pair = (analysis.best_per_batch(cells), analysis.good_range(cells, 0.01, reference="own"))
-    two = figures.best_and_range({f"runs {k}": pair for k in range(2)}, 0.01, "T")
-    seven = figures.best_and_range({f"runs {k}": pair for k in range(7)}, 0.01, "T")
+    two = figures.best_and_range({f"runs {k}": pair for k in range(2)},
+                                 {f"runs {k}": 0.01 for k in range(2)}, "T")
+    margins = {f"runs {k}": 0.01 * (k + 1) for k in range(7)}
+    seven = figures.best_and_range({f"runs {k}": pair for k in range(7)}, margins, "T")
     lines = [t for t in seven.data if t.showlegend is not False]
     assert len({t.line.color for t in lines}) == 7  # seven sets of runs, seven colours
+    # each set's own margin: named in its legend line, drawn below its own best
+    assert [t.name for t in lines][2] == "runs 2 (noise margin 3.0 points)"
+    below = [t for t in seven.data if t.name == "runs 2: best less its noise margin"]
+    assert len(below) == 1 and list(below[0].y) == pytest.approx([0.85 - 0.03] * 2)
+    assert "each set's noise margin" in seven.layout.annotations[1].text
     # the legend hangs from below the axes and the figure grows by a line per set of runs
     assert seven.layout.legend.yanchor == "top" and seven.layout.legend.y < 0
     assert seven.layout.margin.b - two.layout.margin.b == seven.layout.height - two.layout.height
@@ -107,3 +114,19 @@ def test_accuracy_at_steps_slider_has_one_step_per_step_count():
     [slider] = fig.layout.sliders
     assert [s.args[0]["visible"] for s in slider.steps] == [[True, False], [False, True]]
     assert list(fig.data[1].y) == [0.85, 0.86]
+
+
+def test_accuracy_and_warmup_figures_shade_the_noise_margin_below_the_best():
+    cells = pd.DataFrame({"batch_size": [2, 2, 4, 4], "log2_base_lr": [-3, -2, -3, -2],
+                          "median": [0.8, 0.85, 0.82, 0.8], "low": 0.0, "high": 1.0,
+                          "seeds": 3, "diverged": 0})
+    plain = figures.accuracy_vs_lr(cells, "T")
+    assert not plain.layout.shapes
+    fig = figures.accuracy_vs_lr(cells, "T", margin=0.02)
+    (band,) = fig.layout.shapes
+    assert (band.y0, band.y1) == (pytest.approx(0.83), pytest.approx(0.85))
+    assert len(fig.data) == len(plain.data)  # a shape, not a trace: the slider is unchanged
+    warm = figures.warmup_comparison(cells, cells.assign(median=cells["median"] + 0.05), "W",
+                                     margin=0.01)
+    assert sorted((s.y0, s.y1) for s in warm.layout.shapes) == [
+        (pytest.approx(0.86), pytest.approx(0.87)), (pytest.approx(0.89), pytest.approx(0.90))]

@@ -17,13 +17,15 @@ from .cells import (MARGIN_FLOOR, NEAR_BEST, StudyData, best_per_batch, cell_sum
                     compared_runs, curves_by_batch, edges_overview, edges_reached, ghost_cells,
                     ghost_table, good_range, load_or_run, noise_margin, seed_spread,
                     study_data, study_label, variants)
-from .claims import (CAVEATS, CLAIM_BN_BATCH_INDEPENDENT, CLAIM_BN_GAP, CLAIM_CURVES,
-                     CLAIM_EQUAL_STEPS, CLAIM_RANGE_SHRINKS, CLAIM_SMALL_BEST, EQUAL_STEPS_SEEDS, CLAIM_SMALL_BN_BATCH,
-                     CLAIM_WARMUP_GAP, CLAIM_WARMUP_HELPS, LARGE_BATCHES, SMALL_BATCHES,
-                     SMALL_BN_BATCH, Verdict, verdict_bn_batch_independent,
+from .claims import (AGREES, CANNOT_DECIDE, CAVEATS, CLAIM_BN_BATCH_INDEPENDENT, CLAIM_BN_GAP,
+                     CLAIM_CURVES, CLAIM_EQUAL_STEPS, CLAIM_RANGE_SHRINKS, CLAIM_SMALL_BEST,
+                     CLAIM_SMALL_BN_BATCH, CLAIM_SMALLEST_BEST, CLAIM_WARMUP_GAP,
+                     CLAIM_WARMUP_HELPS, DISAGREES, EQUAL_STEPS_SEEDS, EQUIVALENT,
+                     LARGE_BATCHES, MIN_SEEDS, OUTCOMES, SMALL_BATCHES, SMALL_BN_BATCH,
+                     SMALLEST_BATCHES, Verdict, verdict_bn_batch_independent,
                      verdict_bn_widens_gap, verdict_curves_small_ahead, verdict_equal_steps,
-                     verdict_range_shrinks,
-                     verdict_small_batches_best, verdict_small_bn_batch, verdict_warmup)
+                     verdict_range_shrinks, verdict_small_batches_best, verdict_small_bn_batch,
+                     verdict_smallest_best, verdict_warmup)
 from .costs import (BenchmarkRecords, cost_check_table, ensemble_cap_summary, gpu_against_cpu,
                     hours_by_study, load_benchmarks, machine, machine_lines)
 from .report import (BATCH_LR_STUDIES, FULL_ONLY_STUDIES, PUBLISHED_STUDIES, SCALED_ONLY_STUDIES,
@@ -41,7 +43,9 @@ __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run"
            "verdict_small_batches_best", "verdict_range_shrinks", "verdict_bn_widens_gap",
            "verdict_small_bn_batch", "verdict_bn_batch_independent", "verdict_warmup",
            "CAVEATS", "verdict_curves_small_ahead", "CLAIM_EQUAL_STEPS", "EQUAL_STEPS_SEEDS",
-           "verdict_equal_steps", "BenchmarkRecords", "load_benchmarks",
+           "verdict_equal_steps", "AGREES", "DISAGREES", "EQUIVALENT", "CANNOT_DECIDE",
+           "OUTCOMES", "MIN_SEEDS", "CLAIM_SMALLEST_BEST", "SMALLEST_BATCHES",
+           "verdict_smallest_best", "BenchmarkRecords", "load_benchmarks",
            "machine", "machine_lines", "hours_by_study", "gpu_against_cpu", "cost_check_table",
            "ensemble_cap_summary", "missing_note", "study_protocol", "process_hours",
            "cost_summary", "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES",

@@ -209,12 +209,18 @@ def critical_batch(per_trial: pd.DataFrame, *, confidence: float = 0.95, resampl
 def critical_batch_text(critical: dict) -> str:
     """:func:`critical_batch`'s result in a few words: "B_crit [low, high]" (an upper end
     beyond a hundred times the largest m that reached the target is shown as unbounded: the
-    data do not bound it), "> m (no diminishing returns)", or how few m reached it."""
+    data do not bound it), "> m (no diminishing returns)" (also when the fit's own B_crit
+    is beyond a hundred times that m: steps then fall as 1/m to within the fit over every m
+    that reached it, and the data do not locate the critical batch), or how few m reached
+    it."""
     if critical["status"] == "fit":
         fit = critical["fit"]
+        largest = max(critical["batch_sizes"])
+        if fit.b_crit > 100 * largest:
+            return f"> {largest} (no diminishing returns)"
         if math.isnan(fit.low):
             return f"{fit.b_crit:.0f} (one seed: no interval)"
-        high = ("unbounded" if fit.high > 100 * max(critical["batch_sizes"])
+        high = ("unbounded" if fit.high > 100 * largest
                 else f"{fit.high:.0f}")
         return f"{fit.b_crit:.0f} [{fit.low:.0f}, {high}]"
     if critical["status"] == "no diminishing returns":

@@ -13,7 +13,7 @@ from ..store import busy_time
 from ..studies import Study, validate_study
 from ..train import config_hash
 from .cells import StudyData, _extra_axes
-from .claims import CAVEATS
+from .claims import AGREES, CANNOT_DECIDE, CAVEATS, DISAGREES, EQUIVALENT, OUTCOMES
 
 __all__ = ["missing_note", "study_protocol", "process_hours", "cost_summary",
            "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES", "SCALED_ONLY_STUDIES", "BATCH_LR_STUDIES",
@@ -56,7 +56,7 @@ def _none_last(value) -> tuple:
 
 def study_protocol(study: Study) -> pd.DataFrame:
     """One row per batch size m of the study: the eta_tilde tried (log2 range and count),
-    seeds, trials, and the SGD steps and training examples of one run; with a column of
+    seeds (per grid point: one number, or how many points have the most), trials, and the SGD steps and training examples of one run; with a column of
     the other values varied where the grid has more axes (e.g. augmentation on and off), and
     one of warm-up steps where the study's runs warm up."""
     from ..studies import training_examples
@@ -65,7 +65,7 @@ def study_protocol(study: Study) -> pd.DataFrame:
     axes = _extra_axes(study)
     rows = {}
     for config in validate_study(study):
-        row = rows.setdefault(config.batch_size, {"lrs": set(), "seeds": set(), "trials": 0,
+        row = rows.setdefault(config.batch_size, {"lrs": set(), "seeds": {}, "trials": 0,
                                                   "examples": training_examples(config),
                                                   "warmup": set(),
                                                   "axes": {a: set() for a in axes}})
@@ -74,7 +74,8 @@ def study_protocol(study: Study) -> pd.DataFrame:
         for axis in axes:
             row["axes"][axis].add(getattr(config, axis))
         row["lrs"].add(round(math.log2(config.base_lr)))
-        row["seeds"].add(config.seed)
+        point = (round(math.log2(config.base_lr)),) + tuple(getattr(config, a) for a in axes)
+        row["seeds"].setdefault(point, set()).add(config.seed)
         row["trials"] += 1
     warms_up = any(row["warmup"] for row in rows.values())
     table = []
@@ -83,7 +84,7 @@ def study_protocol(study: Study) -> pd.DataFrame:
         examples = row["examples"]
         steps = examples // m if examples else None
         line = {"batch size m": m, "log2 η̃ tried": f"{low} to {high}",
-                "η̃ values": len(row["lrs"]), "seeds": len(row["seeds"]),
+                "η̃ values": len(row["lrs"]), "seeds": _seed_counts(row["seeds"]),
                 "trials": row["trials"], "SGD steps per run": steps,
                 "training examples per run": examples}
         if axes:  # the trials at one m are the product of these with eta_tilde and seeds
@@ -96,6 +97,17 @@ def study_protocol(study: Study) -> pd.DataFrame:
                 if steps and row["warmup"] else None
         table.append(line)
     return pd.DataFrame(table).set_index("batch size m")
+
+
+def _seed_counts(points: dict) -> int | str:
+    """The seeds per grid point at one m: a number where every point has the same, else
+    e.g. "3 at 3 of 12 points, 1 elsewhere" (a point: an eta_tilde with the other axes)."""
+    counts = sorted({len(seeds) for seeds in points.values()})
+    if len(counts) == 1:
+        return counts[0]
+    most = sum(len(seeds) == counts[-1] for seeds in points.values())
+    return (f"{counts[-1]} at {most} of {len(points)} points, "
+            + " or ".join(map(str, counts[:-1])) + " elsewhere")
 
 
 def process_hours(frame: pd.DataFrame) -> float:
@@ -181,24 +193,21 @@ def claims_style(table: pd.DataFrame):
 
 
 def discussion(rows) -> str:
-    """Markdown: which claims the stored runs confirm, contradict or leave open, and for
-    each claim they do not confirm the differences from the paper's protocol that bear on
-    it (``CAVEATS``). ``rows``: (where, Verdict) pairs, where naming the runs."""
-    groups: dict[str, dict[str, list[str]]] = {"agrees": {}, "disagrees": {},
-                                               "equivalent within the noise margin": {},
-                                               "inconclusive": {}, "cannot decide": {}}
+    """Markdown: which claims the stored runs confirm, contradict, find no difference for, or
+    cannot decide, and beside every claim, whatever its verdict, the differences from the
+    paper's protocol that bear on it (``CAVEATS``), agreeing verdicts first. ``rows``:
+    (where, Verdict) pairs, where naming the runs."""
+    groups: dict[str, dict[str, list[str]]] = {kind: {} for kind in OUTCOMES}
     for where, verdict in rows:
         groups[verdict.verdict].setdefault(verdict.claim, []).append(where)
     if not any(groups.values()):
         return "No verdicts yet: no study of this chapter has stored runs at this scale."
-    heads = {"agrees": "These runs agree with the paper",
-             "disagrees": "These runs disagree with the paper",
-             "equivalent within the noise margin": "These runs find no difference larger "
-                                                   "than the noise margin",
-             "inconclusive": "These runs cannot decide (differences within the noise margin, "
-                             "or too few points)",
-             "cannot decide": "These runs cannot decide yet (too few seeds, or a best at an "
-                              "end of its window)"}
+    heads = {AGREES: "These runs agree with the paper",
+             DISAGREES: "These runs disagree with the paper",
+             EQUIVALENT: "These runs find no difference larger than the noise margin "
+                         "(which counts against the claimed effect)",
+             CANNOT_DECIDE: "These runs cannot decide (too few seeds behind a best, a best "
+                            "at an end of its window, or too few points)"}
     parts = []
     for kind, claims in groups.items():
         if not claims:
@@ -206,8 +215,8 @@ def discussion(rows) -> str:
         lines = []
         for claim, wheres in claims.items():
             line = f"- *{claim}*: {'; '.join(wheres)}."
-            if kind != "agrees" and claim in CAVEATS:
-                line += f" What may explain it: {CAVEATS[claim]}."
+            if claim in CAVEATS:
+                line += f" *Caveat:* {CAVEATS[claim]}."
             lines.append(line)
         parts.append(f"**{heads[kind]}:**\n\n" + "\n".join(lines))
     return "\n\n".join(parts)

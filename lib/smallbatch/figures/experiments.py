@@ -12,12 +12,13 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .style import (SERIES_COLOURS, _batch_colours, _highlight_slider, _log2_axis, _note_room,
-                    _short_count, _spread, _title_box, _with_note)
+from .style import (SERIES_COLOURS, _batch_colours, _highlight_slider, _log2_axis,
+                    _margin_band, _margin_line, _note_room, _short_count, _spread, _title_box,
+                    _with_note)
 
 
 def accuracy_vs_lr(cells: pd.DataFrame, title: str, note: str = "",
-                   chance: float | None = None) -> go.Figure:
+                   chance: float | None = None, margin: float | None = None) -> go.Figure:
     """Test accuracy (median over seeds, bars: min to max) against log2 eta_tilde, one
     curve per batch size m, as in the paper's figures; a slider picks one m (the others
     fade) and writes its best point into the title; its first step shows every m alike.
@@ -27,6 +28,7 @@ def accuracy_vs_lr(cells: pd.DataFrame, title: str, note: str = "",
             high, seeds, diverged).
         title: the figure title; ``note``: a second line (study, trials, commit).
         chance: draw the chance level as a dotted line.
+        margin: shade the noise margin below the best cell of all m.
     """
     needed = {"batch_size", "log2_base_lr", "median", "low", "high", "seeds", "diverged"}
     if needed - set(cells.columns):
@@ -51,6 +53,8 @@ def accuracy_vs_lr(cells: pd.DataFrame, title: str, note: str = "",
     if chance is not None:
         fig.add_hline(y=chance, line=dict(color="grey", dash="dot"),
                       annotation_text="chance", annotation_position="bottom right")
+    if margin is not None and cells["median"].notna().any():
+        _margin_band(fig, float(cells["median"].max()), margin, what="the best of all m")
 
     def heading(selected: int | None) -> str:
         if selected is None:
@@ -94,33 +98,40 @@ def accuracy_heatmap(cells: pd.DataFrame, title: str, note: str = "") -> go.Figu
     return fig
 
 
-def best_and_range(studies: dict, margin: float, title: str, note: str = "",
+def best_and_range(studies: dict, margins: dict, title: str, note: str = "",
                    own: bool = True) -> go.Figure:
     """Left: the best median test accuracy against m (bars: min to max over seeds at that
-    cell), one line per study. Right: the range of log2 eta_tilde whose median is within
-    ``margin`` of each m's own best (``own``, ``good_range(reference="own")``) or of the
-    study's overall best (``own=False``), against m: a bar from the lowest to the highest,
-    the best marked by an open circle.
+    cell), one line per study, with a dotted line at that study's best less its noise
+    margin. Right: the range of log2 eta_tilde whose median is within that study's margin
+    of each m's own best (``own``, ``good_range(reference="own")``) or of the study's
+    overall best (``own=False``), against m: a bar from the lowest to the highest, the
+    best marked by an open circle.
 
     Args:
         studies: label -> (best, ranges) from ``analysis.best_per_batch`` and
-            ``analysis.good_range``.
+            ``analysis.good_range`` (computed with ``margins[label]``).
+        margins: label -> that study's noise margin (named in the legend).
     """
     reference = "each m's" if own else "the overall"
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=(
         "best test accuracy against m",
-        f"η̃ within {100 * margin:.1f} points of {reference} best, against m"))
+        f"η̃ within each set's noise margin of {reference} best, against m"))
     for k, (label, (best, ranges)) in enumerate(studies.items()):
         colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
         sizes = [int(m) for m in best.index]
+        margin = margins[label]
         fig.add_trace(go.Scatter(
-            x=sizes, y=best["median"], mode="lines+markers", name=label, legendgroup=label,
+            x=sizes, y=best["median"], mode="lines+markers", legendgroup=label,
+            name=f"{label} (noise margin {100 * margin:.1f} points)",
             line=dict(color=colour),
             error_y=dict(type="data", symmetric=False, array=best["high"] - best["median"],
                          arrayminus=best["median"] - best["low"]),
             customdata=best["log2_base_lr"],
             hovertemplate=f"{label}, m = %{{x}}: %{{y:.4f}} at log2 η̃ = "
                           "%{customdata}<extra></extra>"), row=1, col=1)
+        if len(best):
+            fig.add_trace(_margin_line(sizes, float(best["median"].max()), margin, colour,
+                                       label), row=1, col=1)
         shifted = _spread(list(ranges.index), k, len(studies), octaves=0.15)
         has = ranges["octaves"] > 0
         fig.add_trace(go.Scatter(
@@ -222,10 +233,12 @@ def training_curves_by_batch(curves: pd.DataFrame, title: str, note: str = "") -
     return fig
 
 
-def ghost_batch_norm(table: pd.DataFrame, title: str, note: str = "") -> go.Figure:
+def ghost_batch_norm(table: pd.DataFrame, title: str, note: str = "",
+                     margin: float | None = None) -> go.Figure:
     """Best test accuracy over eta_tilde against the batch-norm batch m_BN (log2 axis), one
     curve per SGD batch size m; the point m_BN = m (ordinary batch norm) is ringed (book:
-    "Batch norm's own batch"; paper Figs 13-14).
+    "Batch norm's own batch"; paper Figs 13-14). With ``margin``, a dotted line per m at
+    its best less the noise margin.
 
     Args:
         table: ``analysis.ghost_table`` output (index batch_size, bn_batch).
@@ -243,6 +256,9 @@ def ghost_batch_norm(table: pd.DataFrame, title: str, note: str = "") -> go.Figu
             customdata=rows["log2_base_lr"],
             hovertemplate=(f"m = {m}, m_BN = %{{x}}: %{{y:.4f}} at log2 η̃ = "
                            "%{customdata}<extra></extra>")))
+        if margin is not None:
+            fig.add_trace(_margin_line(rows.index, float(rows["median"].max()), margin,
+                                       colours[m], f"m = {m}"))
         if m in rows.index:
             fig.add_trace(go.Scatter(
                 x=[m], y=[rows.loc[m, "median"]], mode="markers", showlegend=m == sizes[0],
@@ -259,13 +275,14 @@ def ghost_batch_norm(table: pd.DataFrame, title: str, note: str = "") -> go.Figu
 
 
 def warmup_comparison(with_warmup: pd.DataFrame, without: pd.DataFrame, title: str,
-                      note: str = "") -> go.Figure:
+                      note: str = "", margin: float | None = None) -> go.Figure:
     """Test accuracy against log2 eta_tilde with and without warm-up, one panel per batch
     size m (median over seeds, bars: lowest to highest seed) (book: "Warm-up"; paper Figs
     9-10).
 
     Args:
         with_warmup, without: ``analysis.cell_summary`` outputs.
+        margin: shade the noise margin below each panel's best.
     """
     sizes = sorted(set(int(m) for m in with_warmup["batch_size"]) &
                    set(int(m) for m in without["batch_size"]))
@@ -282,6 +299,10 @@ def warmup_comparison(with_warmup: pd.DataFrame, without: pd.DataFrame, title: s
                              arrayminus=rows["median"] - rows["low"], thickness=1),
                 hovertemplate=f"{name}, m = {m}, log2 η̃ = %{{x}}: %{{y:.4f}}<extra></extra>"),
                 row=1, col=col)
+        if margin is not None:
+            tops = [c.loc[c["batch_size"] == m, "median"].max() for c in (without, with_warmup)]
+            _margin_band(fig, float(max(tops)), margin, row=1, col=col,
+                         what=f"m = {m}'s best")
     fig.update_xaxes(title_text="log2 η̃", dtick=2)
     fig.update_yaxes(title_text="test accuracy (median of last 5 epochs)", row=1, col=1)
     fig.update_layout(title=_title_box(_with_note(title, note)),

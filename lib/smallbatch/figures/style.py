@@ -121,6 +121,26 @@ def _short_count(value: float) -> str:
     return f"{value:.0f}"
 
 
+def _margin_band(fig: go.Figure, top: float, margin: float, *, row=None, col=None,
+                 what: str = "the best") -> None:
+    """Shade the noise margin below ``top``, [top - margin, top]: a point inside the band is
+    not read as different from the best (book: the verdicts' rules)."""
+    where = {} if row is None else {"row": row, "col": col}
+    fig.add_hrect(y0=top - margin, y1=top, fillcolor="grey", opacity=0.15, line_width=0,
+                  annotation_text=f"noise margin below {what} ({100 * margin:.1f} points)",
+                  annotation_position="bottom left", annotation_font_size=10, **where)
+
+
+def _margin_line(x, top: float, margin: float, colour: str, label: str) -> go.Scatter:
+    """A dotted line at ``top - margin`` over ``x``, in a series' colour, grouped with the
+    series ``label`` (for figures with several series, each with its own best and margin)."""
+    return go.Scatter(x=list(x), y=[top - margin] * len(x), mode="lines", legendgroup=label,
+                      name=f"{label}: best less its noise margin", showlegend=False,
+                      line=dict(color=colour, dash="dot", width=1),
+                      hovertemplate=(f"{label}: best {top:.4f} less its noise margin "
+                                     f"{margin:.4f}<extra></extra>"))
+
+
 HIGHLIGHT_OPACITY = 0.15  # the traces a highlight slider leaves in the background
 
 

@@ -193,3 +193,20 @@ def test_critical_batch_with_one_seed_has_no_interval_and_says_so():
     nearly = budget.critical_batch(_per_trial(lambda m: 1e-3 + 51_200 / m, seeds=1))
     assert nearly["status"] == "fit" and nearly["fit"].b_crit > 100 * 512
     assert budget.critical_batch_text(nearly) == "> 512 (no diminishing returns)"
+
+
+def test_weight_decay_shrink_multiplies_each_steps_decay():
+    from smallbatch.train import TrainConfig
+
+    flat = TrainConfig(batch_size=8, base_lr=2.0 ** -6, num_epochs=2, lr_milestones=())
+    # 64 images, m = 8: 16 steps at eta = 8 / 64 = 0.125, each shrinking by 1 - eta * lambda
+    assert budget.weight_decay_shrink(flat, 1e-2, 64) == pytest.approx((1 - 0.125e-2) ** 16)
+    # the paper's schedule: 8 steps at eta, 4 at eta / 10, 4 at eta / 100
+    decayed = flat.replace(lr_milestones=(0.5, 0.75))
+    expected = (1 - 0.125e-2) ** 8 * (1 - 0.125e-3) ** 4 * (1 - 0.125e-4) ** 4
+    assert budget.weight_decay_shrink(decayed, 1e-2, 64) == pytest.approx(expected)
+    # per-step decay is lambda / m: eight times less at m = 8
+    per_step = flat.replace(weight_decay_scaling="per_step")
+    assert budget.weight_decay_shrink(per_step, 1e-2, 64) == pytest.approx(
+        (1 - 0.125e-2 / 8) ** 16)
+    assert budget.weight_decay_shrink(flat, 0.0, 64) == 1.0

@@ -32,7 +32,7 @@ __all__ = ["TARGETS_BELOW_BEST", "budget_targets", "steps_to_target", "best_step
            "TradeoffFit", "fit_tradeoff", "critical_batch", "critical_batch_text",
            "two_batch_noise_scale",
            "accuracy_at_steps", "best_at_steps", "step_counts", "fit_at_best",
-           "lr_saturation"]
+           "lr_saturation", "weight_decay_shrink"]
 
 
 # The targets steps and examples are counted to: a set of runs' best median accuracy less
@@ -333,3 +333,22 @@ def lr_saturation(best: pd.DataFrame, margin: float) -> dict:
             falls = int(m)
             break
     return {"table": table, "saturates_at": saturates, "falls_from": falls}
+
+
+def weight_decay_shrink(config, weight_decay: float, train_examples: int) -> float:
+    """What weight decay ``weight_decay`` (lambda) alone would do to the weights over one run
+    of ``config`` (its m, eta_tilde, epochs, schedule and ``weight_decay_scaling``) on
+    ``train_examples`` images: the product over its steps of (1 - eta_t * lambda_SGD), with
+    eta_t the step's learning rate (:func:`smallbatch.train.lr_at_step`) and lambda_SGD the
+    decay SGD is given (:attr:`TrainConfig.sgd_weight_decay`). With the per-example form the
+    exponent is about lambda * eta_tilde * examples seen * the schedule's mean factor, so at
+    a fixed epoch budget it follows each m's best eta_tilde, not m itself."""
+    from ..train import lr_at_step
+
+    decayed = config.replace(weight_decay=weight_decay)
+    total = (train_examples // config.batch_size) * config.num_epochs
+    schedule = dict(milestones=config.lr_milestones, decay=config.lr_decay,
+                    warmup=config.warmup, warmup_fraction=config.warmup_fraction)
+    log_factor = sum(math.log1p(-lr_at_step(t, total, config.peak_lr, **schedule)
+                                * decayed.sgd_weight_decay) for t in range(total))
+    return math.exp(log_factor)

@@ -5,6 +5,9 @@ records in ``results/<study>/<scale>``: nothing is typed in by hand.
 - :mod:`.cells`: the records as one frame; statistics per (m, eta_tilde) cell over seeds;
   the noise margin; each m's best, good range and window edges;
 - :mod:`.claims`: the paper's claims, the rule behind each verdict, and their caveats;
+- :mod:`.selection`: each verdict's checks against the winner's curse: bests chosen on some
+  seeds and scored on another, and a bootstrap over seeds; the readers that turn each
+  claim's rule into a verdict from trials frames (:func:`assess`, :func:`assess_together`);
 - :mod:`.report`: the published studies, protocol and cost tables, what is missing, and
   the claims table with its rules and discussion;
 - :mod:`.costs`: the full protocol's cost, from the benchmark records;
@@ -13,9 +16,9 @@ records in ``results/<study>/<scale>``: nothing is typed in by hand.
   ``from smallbatch.analysis import budget``).
 """
 
-from .cells import (MARGIN_FLOOR, NEAR_BEST, StudyData, best_per_batch, cell_summary,
-                    compared_runs, curves_by_batch, edges_overview, edges_reached, ghost_cells,
-                    ghost_table, good_range, load_or_run, noise_margin, seed_spread,
+from .cells import (MARGIN_FLOOR, NEAR_BEST, StudyData, best_per_batch, cell_columns,
+                    cell_summary, compared_runs, curves_by_batch, curves_from_epochs,
+                    edges_overview, edges_reached, ghost_cells, ghost_table, good_range, load_or_run, noise_margin, seed_spread,
                     study_data, study_label, variants)
 from .claims import (AGREES, CANNOT_DECIDE, CAVEATS, CLAIM_BN_BATCH_INDEPENDENT, CLAIM_BN_GAP,
                      CLAIM_CURVES, CLAIM_EQUAL_STEPS, CLAIM_RANGE_SHRINKS, CLAIM_SMALL_BEST,
@@ -26,6 +29,9 @@ from .claims import (AGREES, CANNOT_DECIDE, CAVEATS, CLAIM_BN_BATCH_INDEPENDENT,
                      verdict_bn_widens_gap, verdict_curves_small_ahead, verdict_equal_steps,
                      verdict_range_shrinks, verdict_small_batches_best, verdict_small_bn_batch,
                      verdict_smallest_best, verdict_warmup)
+from .selection import (RESAMPLES, Assessed, assess, assess_together, bests, curves_reader,
+                        equal_steps_reader, held_out_best, held_out_overview, on_bests,
+                        range_reader, resample_seeds, warmup_reader)
 from .costs import (BenchmarkRecords, cost_check_table, ensemble_cap_summary, gpu_against_cpu,
                     hours_by_study, load_benchmarks, machine, machine_lines)
 from .report import (BATCH_LR_STUDIES, FULL_ONLY_STUDIES, PUBLISHED_STUDIES, SCALED_ONLY_STUDIES,
@@ -50,4 +56,7 @@ __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run"
            "ensemble_cap_summary", "missing_note", "study_protocol", "process_hours",
            "cost_summary", "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES",
            "SCALED_ONLY_STUDIES", "BATCH_LR_STUDIES", "verdict_table",
-           "claims_style", "SCALED_TARGET_CPU_HOURS", "discussion"]
+           "claims_style", "SCALED_TARGET_CPU_HOURS", "discussion", "cell_columns",
+           "RESAMPLES", "Assessed", "assess", "assess_together", "held_out_overview", "bests", "held_out_best", "resample_seeds",
+           "on_bests", "range_reader", "warmup_reader", "equal_steps_reader",
+           "curves_reader", "curves_from_epochs"]

@@ -31,8 +31,9 @@ from ..train import TrainConfig, config_hash
 
 __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run",
            "study_label", "cell_summary", "seed_spread", "noise_margin", "NEAR_BEST",
-           "best_per_batch", "good_range", "edges_reached", "edges_overview", "MARGIN_FLOOR",
-           "curves_by_batch", "ghost_cells", "ghost_table"]
+           "best_per_batch", "good_range", "cell_columns", "edges_reached", "edges_overview",
+           "MARGIN_FLOOR",
+           "curves_by_batch", "curves_from_epochs", "ghost_cells", "ghost_table"]
 
 
 MARGIN_FLOOR = 0.01  # one percentage point
@@ -177,11 +178,11 @@ def cell_summary(frame: pd.DataFrame, by=("batch_size", "log2_base_lr")) -> pd.D
     """One row per cell (default: m and log2 eta_tilde): seeds, diverged seeds, the median,
     minimum, maximum and standard deviation of the score over seeds."""
     by = list(by)
-    grouped = frame.groupby(by)
-    summary = grouped.agg(seeds=("seed", "nunique"),
-                          diverged=("status", lambda s: int((s == "diverged").sum())),
-                          median=("score", "median"), low=("score", "min"),
-                          high=("score", "max"), std=("score", "std"))
+    work = frame[list(dict.fromkeys(by + ["seed", "score"]))].assign(
+        diverged=(frame["status"] == "diverged").astype(int))
+    summary = work.groupby(by).agg(seeds=("seed", "nunique"), diverged=("diverged", "sum"),
+                                   median=("score", "median"), low=("score", "min"),
+                                   high=("score", "max"), std=("score", "std"))
     return summary.reset_index()
 
 
@@ -196,10 +197,7 @@ def seed_spread(frame: pd.DataFrame, near_best: float | None = NEAR_BEST) -> flo
     the best in resnet-bn), and would otherwise set the margin for every comparison.
     """
     complete = frame[frame["status"] == "complete"]
-    # a cell is a config up to its seed: repeats of one cell differ only in the seed (in a
-    # ghost-BN study, runs that differ in m_BN are different cells, not repeats)
-    cell = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "seed"
-            and f.name in complete]
+    cell = cell_columns(complete)
     if complete.empty:
         return None
     groups = complete.groupby(cell, dropna=False)["score"]
@@ -215,6 +213,14 @@ def seed_spread(frame: pd.DataFrame, near_best: float | None = NEAR_BEST) -> flo
         return None
     dof = (table["count"] - 1).sum()
     return math.sqrt(float(((table["count"] - 1) * table["var"]).sum()) / dof)
+
+
+def cell_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns of a trials frame that make a cell: every TrainConfig field but the seed.
+    Runs that differ only in their seed are repeats of one cell (in a ghost-BN study, runs
+    that differ in m_BN are different cells, not repeats)."""
+    return [f.name for f in dataclasses.fields(TrainConfig)
+            if f.name != "seed" and f.name in frame]
 
 
 def noise_margin(frame: pd.DataFrame, test_size: int | None = None) -> float:
@@ -255,14 +261,14 @@ def good_range(summary: pd.DataFrame, margin: float, *, reference: str = "global
     """
     if reference not in ("global", "own"):
         raise ValueError(f"reference must be 'global' or 'own', got {reference!r}")
-    rows = []
-    top = summary["median"].max()
-    for m, cells in summary.groupby("batch_size"):
-        bar = (top if reference == "global" else cells["median"].max()) - margin
-        good = cells[cells["median"] >= bar]["log2_base_lr"]
-        rows.append({"batch_size": m, "lowest": good.min() if len(good) else None,
-                     "highest": good.max() if len(good) else None, "octaves": len(good),
-                     "tried": len(cells)})
+    groups = summary.groupby("batch_size")
+    bar = (summary["median"].max() if reference == "global"
+           else groups["median"].transform("max")) - margin
+    good = summary[summary["median"] >= bar].groupby("batch_size")["log2_base_lr"]
+    low, high, count = good.min(), good.max(), good.count()
+    rows = [{"batch_size": m, "lowest": low.get(m), "highest": high.get(m),
+             "octaves": int(count.get(m, 0)), "tried": int(tried)}
+            for m, tried in groups.size().items()]
     return pd.DataFrame(rows).set_index("batch_size")
 
 
@@ -354,11 +360,18 @@ def curves_by_batch(data: StudyData, log2_base_lr) -> pd.DataFrame:
     with that epoch; a diverged run ends early)."""
     from ..store import epochs_frame
 
-    epochs = epochs_frame(data.results)
+    return curves_from_epochs(epochs_frame(data.results), log2_base_lr)
+
+
+def curves_from_epochs(epochs: pd.DataFrame, log2_base_lr) -> pd.DataFrame:
+    """:func:`curves_by_batch` from a per-epoch frame (``store.epochs_frame``), so that a
+    resample of its runs (:func:`~smallbatch.analysis.selection.resample_seeds`) can be read
+    the same way."""
     columns = ["batch_size", "log2_base_lr", "epoch", "steps", "examples_seen", "train_loss",
                "test_accuracy", "seeds"]
     if epochs.empty:
         return pd.DataFrame(columns=columns)
+    epochs = epochs.copy()
     epochs["log2_base_lr"] = np.log2(epochs["base_lr"]).round().astype(int)
     if isinstance(log2_base_lr, dict):
         keep = epochs["log2_base_lr"] == epochs["batch_size"].map(log2_base_lr)

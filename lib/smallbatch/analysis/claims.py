@@ -144,7 +144,9 @@ _STEP_BUDGET = (
 
 _SELECTION = (
     "each m's best η̃ is chosen on the test set it is scored on, which inflates every best a "
-    "little (a winner's curse over the η̃ tried that the margin does not cover)")
+    "little (a winner's curse over the η̃ tried that the margin does not cover); the held-out "
+    "reading chooses on other seeds than it scores, but every seed is scored on the same "
+    "test images, so a choice fitted to those images is not held out")
 
 
 # For each claim: how the scaled protocol differs from the paper's in ways that bear on it,

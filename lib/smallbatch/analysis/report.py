@@ -14,6 +14,7 @@ from ..studies import Study, validate_study
 from ..train import config_hash
 from .cells import StudyData, _extra_axes
 from .claims import AGREES, CANNOT_DECIDE, CAVEATS, DISAGREES, EQUIVALENT, OUTCOMES
+from .selection import Assessed
 
 __all__ = ["missing_note", "study_protocol", "process_hours", "cost_summary",
            "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES", "SCALED_ONLY_STUDIES", "BATCH_LR_STUDIES",
@@ -168,21 +169,68 @@ def missing_note(data: StudyData) -> str:
             f"skipped): `{command}` (add `--dry-run --calibrate` to see the cost first).")
 
 
+def _assessed(row) -> Assessed:
+    """A claims-table row as an :class:`Assessed`: one already, or a (where, Verdict) pair
+    (no held-out reading, no resamples)."""
+    if isinstance(row, Assessed):
+        return row
+    where, verdict = row
+    return Assessed(where, verdict, None, None, 0)
+
+
+HELD_OUT_NONE = "not read (the rule chooses no best)"
+
+
 def verdict_table(rows, runs: bool = True) -> tuple[pd.DataFrame, str]:
-    """A chapter's claims table from (where, Verdict) pairs: one row per verdict (which runs,
-    unless ``runs`` is False; the paper's claim; our measurement; the verdict), and the rules
-    as markdown, each claim's rule stated once rather than in every row that uses it."""
+    """A chapter's claims table from :class:`Assessed` verdicts (or (where, Verdict) pairs):
+    one row per verdict (which runs, unless ``runs`` is False; the paper's claim; our
+    measurement; the verdict; where any row was assessed, the verdict with held-out bests
+    and the share of seed resamples that give the same verdict), and the rules as
+    markdown, each claim's rule stated once rather than in every row that uses it."""
+    rows = [_assessed(row) for row in rows]
+    checked = any(a.resamples or a.held_out is not None for a in rows)
     columns = ["runs", "paper's claim", "our measurement", "verdict"]
-    table = pd.DataFrame([{"runs": where, **verdict.as_row()} for where, verdict in rows],
-                         columns=columns + ["rule"])[columns if runs else columns[1:]]
+    extra = ["held out", "same verdict in resamples"] if checked else []
+    records = []
+    for a in rows:
+        record = {"runs": a.where, **a.verdict.as_row()}
+        if checked:
+            if a.held_out is None:
+                record["held out"] = HELD_OUT_NONE
+            elif a.held_out.measurement == a.verdict.measurement:
+                record["held out"] = f"{a.held_out.verdict} (every fold chose the same bests)"
+            else:
+                record["held out"] = f"{a.held_out.verdict}: {a.held_out.measurement}"
+            record["same verdict in resamples"] = (
+                f"{a.same:.0%} of {a.resamples}" if a.resamples else "not resampled")
+        records.append(record)
+    table = pd.DataFrame(records, columns=columns + extra + ["rule"])
+    table = table[(columns if runs else columns[1:]) + extra]
     rules: dict[str, list[str]] = {}
-    for _, verdict in rows:
-        if verdict.rule not in rules.setdefault(verdict.claim, []):
-            rules[verdict.claim].append(verdict.rule)
+    for a in rows:
+        if a.verdict.rule not in rules.setdefault(a.verdict.claim, []):
+            rules[a.verdict.claim].append(a.verdict.rule)
     text = "\n".join(f"- *{claim}*: " + "; or, where stated, ".join(texts) + "."
                      for claim, texts in rules.items())
+    if checked and rules:
+        text += "\n\n" + SELECTION_RULES
     return table, ("**Rules** (margin: the noise margin named in each measurement):\n\n" + text
                    if rules else "")
+
+
+FRAGILE = 0.8  # a verdict given in fewer resamples than this is called fragile
+
+
+SELECTION_RULES = (
+    "*Held out*: each m's best η̃ (or each (m, m_BN)'s) chosen on the median of the other "
+    "seeds and scored on the seed left out, each seed left out once; the held-out score of "
+    "a best is the median of those scores, and a best scored on fewer seeds than the rule "
+    "asks for cannot decide. The margins and the window edges stay the in-sample ones. "
+    f"*Same verdict in resamples*: the runs of every cell redrawn with replacement (as many "
+    "as it has; a cell with one run cannot vary), the rule read again on each redraw, and "
+    "the share of redraws that give the table's verdict. A verdict that changes when held "
+    f"out, or that fewer than {FRAGILE:.0%} of the resamples give, is named in the reading "
+    "below the table.")
 
 
 def claims_style(table: pd.DataFrame):
@@ -197,9 +245,11 @@ def discussion(rows) -> str:
     cannot decide, and beside every claim, whatever its verdict, the differences from the
     paper's protocol that bear on it (``CAVEATS``), agreeing verdicts first. ``rows``:
     (where, Verdict) pairs, where naming the runs."""
+    rows = [_assessed(row) for row in rows]
     groups: dict[str, dict[str, list[str]]] = {kind: {} for kind in OUTCOMES}
-    for where, verdict in rows:
-        groups[verdict.verdict].setdefault(verdict.claim, []).append(where)
+    for a in rows:
+        groups[a.verdict.verdict].setdefault(a.verdict.claim, []).append(
+            a.where + _robustness(a))
     if not any(groups.values()):
         return "No verdicts yet: no study of this chapter has stored runs at this scale."
     heads = {AGREES: "These runs agree with the paper",
@@ -220,3 +270,14 @@ def discussion(rows) -> str:
             lines.append(line)
         parts.append(f"**{heads[kind]}:**\n\n" + "\n".join(lines))
     return "\n\n".join(parts)
+
+
+def _robustness(a: Assessed) -> str:
+    """What the discussion says after a verdict's runs: where its held-out reading differs,
+    and where the seed resamples give it less than FRAGILE of the time."""
+    notes = []
+    if a.held_out is not None and a.held_out.verdict != a.verdict.verdict:
+        notes.append(f"held out: {a.held_out.verdict}")
+    if a.resamples and a.same is not None and a.same < FRAGILE:
+        notes.append(f"fragile: the same verdict in {a.same:.0%} of seed resamples")
+    return f" ({'; '.join(notes)})" if notes else ""

@@ -628,6 +628,38 @@ def test_cost_summary_rates_from_stored_trials_and_projects_the_rest(tmp_path):
     assert empty["examples_per_second"] is None and empty["hours_to_go"] is None
 
 
+def test_scaled_costs_total_the_studies_and_set_them_against_the_budget(tmp_path):
+    spec = {"name": "cost", "base": {"data": "synthetic", "train_subset": 256, "num_epochs": 2},
+            "grid": [{"batch_size": [4, 64], "base_lr": {"pow2": [-5, -4]}, "seed": [0]}]}
+    study = Study.from_mapping(spec, "scaled")
+    for config in study.trials()[:2]:  # 2 of 4 stored, 3,600 s each: 2 process-hours
+        save_result(TrainResult(config=config, status="complete", epochs=[],
+                                test_accuracy=0.5, wall_time=3600.0,
+                                provenance={"ensemble_size": 1}), tmp_path)
+    data = analysis.study_data(study, results_dir=tmp_path)
+    table, text = analysis.scaled_costs([data])
+    assert table.loc["cost", "process-hours (stored)"] == pytest.approx(2.0)
+    assert table.loc["cost", "process-hours to go"] == pytest.approx(2.0)
+    assert text.startswith("Together: 4 trials and 0.0M training examples; the 2 stored took "
+                           "2.0 process-hours. The rest would take at most 2.0 more: about 4 "
+                           "process-hours in all, 0.7 times the 6 CPU-hours")
+    assert "What took them past it" not in text  # 4 h is within the 6 h budget
+    empty = analysis.study_data(study, results_dir=tmp_path / "none")
+    assert "no stored trial yet" in analysis.scaled_costs([empty])[1]
+
+
+def test_full_protocol_table_lists_every_study_with_a_full_version():
+    from smallbatch.studies import study_names
+
+    table = analysis.full_protocol_table()
+    assert set(table.index) == set(study_names()) - {"smoke"} - set(
+        analysis.SCALED_ONLY_STUDIES)
+    assert table.loc["resnet-bn", "epochs"] == 82 and table.loc["cifar-augment",
+                                                                "augmentation"] == "grid"
+    assert table.loc["resnet-bn", "batch sizes"] == "2-2048"
+    assert pd.isna(table.loc["imagenet", "training examples"])  # only its files tell
+
+
 def test_study_protocol_counts_steps_and_warmup_steps():
     from smallbatch.studies import load_study
 

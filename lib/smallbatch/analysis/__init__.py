@@ -36,8 +36,8 @@ from .costs import (BenchmarkRecords, cost_check_table, ensemble_cap_summary, gp
                     hours_by_study, load_benchmarks, machine, machine_lines)
 from .report import (BATCH_LR_STUDIES, FULL_ONLY_STUDIES, PUBLISHED_STUDIES, SCALED_ONLY_STUDIES,
                      SCALED_TARGET_CPU_HOURS,
-                     claims_style, cost_summary, discussion, missing_note, process_hours,
-                     study_protocol, verdict_table)
+                     claims_style, cost_summary, discussion, full_protocol_table,
+                     missing_note, process_hours, scaled_costs, study_protocol, verdict_table)
 
 __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run",
            "study_label", "cell_summary", "seed_spread", "noise_margin", "NEAR_BEST",
@@ -56,7 +56,8 @@ __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run"
            "ensemble_cap_summary", "missing_note", "study_protocol", "process_hours",
            "cost_summary", "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES",
            "SCALED_ONLY_STUDIES", "BATCH_LR_STUDIES", "verdict_table",
-           "claims_style", "SCALED_TARGET_CPU_HOURS", "discussion", "cell_columns",
+           "claims_style", "SCALED_TARGET_CPU_HOURS", "discussion", "full_protocol_table",
+           "scaled_costs", "cell_columns",
            "RESAMPLES", "Assessed", "assess", "assess_together", "held_out_overview", "bests", "held_out_best", "resample_seeds",
            "on_bests", "range_reader", "warmup_reader", "equal_steps_reader",
            "curves_reader", "curves_from_epochs"]

@@ -18,9 +18,8 @@ from .selection import Assessed
 
 __all__ = ["missing_note", "study_protocol", "process_hours", "cost_summary",
            "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES", "SCALED_ONLY_STUDIES", "BATCH_LR_STUDIES",
-           "verdict_table",
-           "claims_style",
-           "SCALED_TARGET_CPU_HOURS", "discussion"]
+           "verdict_table", "claims_style", "SCALED_TARGET_CPU_HOURS", "discussion",
+           "full_protocol_table", "scaled_costs"]
 
 
 # The studies the experiments chapters publish at the scaled size (``make studies`` runs
@@ -281,3 +280,60 @@ def _robustness(a: Assessed) -> str:
     if a.resamples and a.same is not None and a.same < FRAGILE:
         notes.append(f"fragile: the same verdict in {a.same:.0%} of seed resamples")
     return f" ({'; '.join(notes)})" if notes else ""
+
+
+def full_protocol_table() -> pd.DataFrame:
+    """The full protocol, one row per study that has one (book: "The full protocol"): its
+    data, model, batch norm, augmentation, weight decay, epochs, batch sizes, log2 eta_tilde
+    range, trials, stored trials and training examples (None where only the data set's
+    files tell its size), from each study's full-scale dry run."""
+    from ..studies import dry_run, load_study, study_names
+
+    rows = []
+    for name in study_names():
+        if name == "smoke" or name in SCALED_ONLY_STUDIES:  # no full version
+            continue
+        study = load_study(name, "full")
+        base, table = study.base, dry_run(study)
+        rows.append({
+            "study": name, "data": base.data, "model": base.model,
+            "batch norm": base.batch_norm,
+            "augmentation": "grid" if "augment" in _extra_axes(study) else base.augment,
+            "weight decay": base.weight_decay, "epochs": base.num_epochs,
+            "batch sizes": f"{table['batch_size'].min()}-{table['batch_size'].max()}",
+            "log2 η̃": f"{table['log2_base_lr'].min():.0f} to {table['log2_base_lr'].max():.0f}",
+            "trials": len(table), "stored": int((table["status"] != "missing").sum()),
+            "training examples": (int(table["examples"].sum())
+                                  if table["examples"].notna().all() else None)})
+    return pd.DataFrame(rows).set_index("study")
+
+
+def scaled_costs(data: list[StudyData]) -> tuple[pd.DataFrame, str]:
+    """The published studies' cost at the scaled size (book: "The full protocol"): one row
+    per study (:func:`cost_summary`, with the chapter's column names) and a paragraph that
+    totals it and sets it against :data:`SCALED_TARGET_CPU_HOURS`."""
+    table = pd.DataFrame([cost_summary(d) for d in data]).set_index("study")
+    done, to_go = table["process_hours"].sum(), table["hours_to_go"]
+    text = (f"Together: {table['trials'].sum():,} trials and "
+            f"{table['examples'].sum() / 1e6:.1f}M training examples; the "
+            f"{table['stored'].sum():,} stored took {done:.1f} process-hours.")
+    if to_go.notna().all():
+        total = done + to_go.sum()
+        text += (f" The rest would take at most {to_go.sum():.1f} more: about {total:.0f} "
+                 f"process-hours in all, {total / SCALED_TARGET_CPU_HOURS:.1f} times the "
+                 f"{SCALED_TARGET_CPU_HOURS:.0f} CPU-hours this project set as the scaled "
+                 "studies' budget.")
+        if total > SCALED_TARGET_CPU_HOURS:
+            text += (" What took them past it: three seeds per point for the headline "
+                     "studies and at every best elsewhere, an η̃ window at every m wide enough "
+                     "to show both the slow side and the failing side, the CIFAR-10 pair, and "
+                     "the equal-steps study, whose large batches train hundreds of epochs. "
+                     "Cutting any of these would cut what the chapters can say, so the studies "
+                     "were kept at this size and their cost is stated here instead.")
+    else:
+        text += (" Some studies have no stored trial yet, so no rate: their cost is not "
+                 "estimated here (`smallbatch sweep <study> --dry-run --calibrate` measures it).")
+    table = table.rename(columns={
+        "examples": "training examples", "process_hours": "process-hours (stored)",
+        "examples_per_second": "examples/s per process", "hours_to_go": "process-hours to go"})
+    return table, text

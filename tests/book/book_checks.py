@@ -247,7 +247,10 @@ def _check_sliders(page) -> tuple[int, list[str]]:
             state = ("gd => JSON.stringify([gd.data.map(t => [t.visible, t.x, t.y, t.z]),"
                      " gd.layout.title, gd.layout.annotations])")
             before = gd.evaluate(state)
-            rail = gd.locator("g.slider-container").nth(s).locator("rect.slider-rail-touch-rect")
+            drawn = gd.evaluate(f"gd => gd._fullLayout.sliders.slice(0, {s})"
+                                ".filter(o => o.visible).length")  # none of one step
+            rail = gd.locator("g.slider-group").nth(drawn).locator(
+                "rect.slider-rail-touch-rect")
             start = gd.evaluate(f"gd => gd.layout.sliders[{s}].active || 0")
             target = steps - 1 if start < steps - 1 else 0
             moved, misses = False, []
@@ -295,6 +298,39 @@ def _check_sliders(page) -> tuple[int, list[str]]:
                     failures.append(f"figure {i} slider {s}: moved, but the figure is unchanged")
             checked += 1
     return checked, failures
+
+
+EXPLORER_PAGE = "notebooks/26_explorer.html"
+
+_JS_EXPLORER_STATE = """gd => ({
+    set: gd.layout.updatemenus[0].active || 0,
+    m: gd.layout.sliders[0].active, lr: gd.layout.sliders[1].active,
+    title: gd.layout.title.text,
+    traces: gd.data.map(t => ({x: Array.from(t.x || []), y: Array.from(t.y || []),
+                               visible: t.visible !== false, name: t.name}))})"""
+
+
+def explorer_state(gd) -> dict:
+    """The explorer's chooser and slider positions, its title and its traces, as shown."""
+    return gd.evaluate(_JS_EXPLORER_STATE)
+
+
+def move_slider(page, gd, index: int, fraction: float) -> None:
+    """Click the rail of slider ``index`` at ``fraction`` of its length (0: first step, 1:
+    last), as a reader would; playwright's click waits until the rail receives it."""
+    # plotly draws no slider of one step, so slider ``index`` is the n-th one drawn
+    drawn = gd.evaluate(f"gd => gd._fullLayout.sliders.slice(0, {index})"
+                        ".filter(s => s.visible).length")
+    rail = gd.locator("g.slider-group").nth(drawn).locator("rect.slider-rail-touch-rect")
+    box = rail.bounding_box(timeout=CLICK_WAIT_MS)
+    x = min(max(fraction * box["width"], 3), box["width"] - 3)
+    rail.click(position={"x": x, "y": box["height"] / 2}, timeout=CLICK_WAIT_MS)
+
+
+def choose_menu_item(page, gd, item: int) -> None:
+    """Open the figure's dropdown and click its entry ``item``."""
+    gd.locator("g.updatemenu-header-group").first.click(timeout=CLICK_WAIT_MS)
+    gd.locator("g.updatemenu-dropdown-button").nth(item).click(timeout=CLICK_WAIT_MS)
 
 
 @contextmanager

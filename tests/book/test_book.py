@@ -472,6 +472,76 @@ def test_every_page_works_offline_in_a_browser(scale, request):
     assert all(r.screenshot and r.screenshot.stat().st_size > 10_000 for r in reports)
 
 
+def _explorer_expected(state: dict, data: dict, slots: int) -> tuple[str, list[dict]]:
+    """What the explorer must show for the positions in ``state``, computed in Python from
+    the data the page carries (the same functions that drew its first state)."""
+    from smallbatch.analysis import cell_text
+    from smallbatch.figures.explorer import cell_traces
+
+    entry = data["sets"][state["set"]]
+    m, lr = entry["m"][state["m"]], entry["lr"][state["lr"]]
+    title = f"{entry['label']}<br><sup>{cell_text(entry, m, lr)}</sup>"
+    return title, cell_traces(entry, m, lr, slots)
+
+
+@pytest.mark.parametrize("scale", ["smoke", "scaled"])
+def test_the_explorer_shows_the_cell_its_chooser_and_both_sliders_pick(scale, request):
+    """The explorer's two sliders and its chooser act together (book/_static/explorer.js):
+    after each move, the title names the chosen set and cell as
+    smallbatch.analysis.cell_text does, and every trace holds that cell's runs as
+    smallbatch.figures.explorer.cell_traces gives them."""
+    _need_browser()
+    built = request.getfixturevalue("built_book" if scale == "smoke" else "built_scaled_book")
+    with book_checks.serve(built.html) as base, book_checks._browser() as context:
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(base + book_checks.EXPLORER_PAGE, wait_until="load",
+                  timeout=book_checks.LOAD_MS)
+        report = book_checks.PageReport(url=book_checks.EXPLORER_PAGE)
+        book_checks.wait_until_ready(page, report)
+        assert report.page_errors == []
+        gd = page.locator(".plotly-graph-div").first
+        data = gd.evaluate("gd => gd.layout.meta.smallbatchExplorer")
+        slots = gd.evaluate("gd => gd.layout.meta.slots")
+        assert len(data["sets"]) >= 2
+
+        def shows_its_cell(what: str) -> dict:
+            state = {}
+            for _ in range(100):  # the redraw follows the click: up to 10 s
+                state = book_checks.explorer_state(gd)
+                title, traces = _explorer_expected(state, data, slots)
+                shown = [{k: t[k] for k in ("x", "y", "visible", "name")}
+                         for t in state["traces"]]
+                if state["title"] == title and shown == traces:
+                    return state
+                page.wait_for_timeout(100)
+            raise AssertionError(f"after {what} the explorer shows {state['title']!r}, not "
+                                 f"{title!r} (or its traces differ from that cell's runs)")
+
+        first = shows_its_cell("loading")
+        entry = data["sets"][first["set"]]
+        # each slider to the end away from where it stands: first m, then eta_tilde
+        far_m = 0 if first["m"] == len(entry["m"]) - 1 else len(entry["m"]) - 1
+        book_checks.move_slider(page, gd, 0, 1.0 if far_m else 0.0)
+        moved_m = shows_its_cell("moving the m slider")
+        assert moved_m["m"] == far_m and moved_m["lr"] == first["lr"]
+        far_lr = 0 if first["lr"] == len(entry["lr"]) - 1 else len(entry["lr"]) - 1
+        book_checks.move_slider(page, gd, 1, 1.0 if far_lr else 0.0)
+        moved_lr = shows_its_cell("moving the η̃ slider")
+        assert moved_lr["lr"] == far_lr and moved_lr["m"] == far_m
+        last = len(data["sets"]) - 1
+        book_checks.choose_menu_item(page, gd, last)
+        chosen = shows_its_cell("choosing another set of runs")
+        assert chosen["set"] == last
+        assert gd.evaluate("gd => gd.layout.sliders[0].steps.map(s => s.label)") == [
+            str(m) for m in data["sets"][last]["m"]]
+        book_checks.move_slider(page, gd, 1, 0.5)
+        shows_its_cell("moving the η̃ slider in the new set")
+        assert errors == []
+
+
 def test_the_book_search_works_offline(built_book):
     _need_browser()
     hits = book_checks.search_hits(built_book.html, "learning rate")

@@ -11,6 +11,7 @@ records in ``results/<study>/<scale>``: nothing is typed in by hand.
 - :mod:`.report`: the published studies, protocol and cost tables, what is missing, and
   the claims table with its rules and discussion;
 - :mod:`.costs`: the full protocol's cost, from the benchmark records;
+- :mod:`.explorer`: every stored run, by set of runs and cell, for the explorer;
 - :mod:`.budget`: steps and examples to a target against m, McCandlish's trade-off and
   critical batch, and the two-batch-size noise-scale estimate (imported by module:
   ``from smallbatch.analysis import budget``).
@@ -32,6 +33,7 @@ from .claims import (AGREES, CANNOT_DECIDE, CAVEATS, CLAIM_BN_BATCH_INDEPENDENT,
 from .selection import (RESAMPLES, Assessed, assess, assess_together, bests, curves_reader,
                         equal_steps_reader, held_out_best, held_out_overview, on_bests,
                         range_reader, resample_seeds, warmup_reader)
+from .explorer import cell_text, explorer_data, explorer_sets
 from .costs import (BenchmarkRecords, cost_check_table, ensemble_cap_summary, gpu_against_cpu,
                     hours_by_study, load_benchmarks, machine, machine_lines)
 from .report import (BATCH_LR_STUDIES, FULL_ONLY_STUDIES, PUBLISHED_STUDIES, SCALED_ONLY_STUDIES,
@@ -57,7 +59,7 @@ __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run"
            "cost_summary", "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES",
            "SCALED_ONLY_STUDIES", "BATCH_LR_STUDIES", "verdict_table",
            "claims_style", "SCALED_TARGET_CPU_HOURS", "discussion", "full_protocol_table",
-           "scaled_costs", "cell_columns",
+           "scaled_costs", "explorer_sets", "explorer_data", "cell_text", "cell_columns",
            "RESAMPLES", "Assessed", "assess", "assess_together", "held_out_overview", "bests", "held_out_best", "resample_seeds",
            "on_bests", "range_reader", "warmup_reader", "equal_steps_reader",
            "curves_reader", "curves_from_epochs"]

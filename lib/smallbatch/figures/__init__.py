@@ -6,11 +6,14 @@ caller's (in the book build, the kernel's renderer: ``smallbatch_book.render``).
   steps, colours);
 - :mod:`.quickstart`, :mod:`.theory`, :mod:`.experiments`, :mod:`.engine`: the figures of
   "Getting started", "The argument", "The experiments" and "How the grids are trained";
-  :mod:`.budget`: those of the experiments chapter "Budget against batch size".
+  :mod:`.budget`: those of the experiments chapter "Budget against batch size";
+  :mod:`.explorer`: the explorer of every stored run (its sliders act together through
+  the book's script ``book/_static/explorer.js``).
 """
 
 from .budget import (accuracy_at_steps, equal_steps, fit_and_gap, steps_to_target)
 from .engine import (throughput)
+from .explorer import (explorer)
 from .experiments import (accuracy_heatmap, accuracy_vs_lr, best_and_range, ghost_batch_norm,
                           training_curves_by_batch, warmup_comparison)
 from .quickstart import (training_curves)
@@ -21,4 +24,4 @@ __all__ = ["training_curves", "throughput", "nqm_loss_curves", "nqm_steps_to_tar
            "lr_scaling", "gradient_noise", "stale_gradients", "stale_gradient_losses",
            "accuracy_vs_lr", "accuracy_heatmap", "best_and_range", "training_curves_by_batch",
            "ghost_batch_norm", "warmup_comparison", "steps_to_target", "equal_steps",
-           "accuracy_at_steps", "fit_and_gap"]
+           "accuracy_at_steps", "fit_and_gap", "explorer"]

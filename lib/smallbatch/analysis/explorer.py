@@ -1,0 +1,156 @@
+"""The explorer's data (book: "Explore the stored runs"): every stored run of the published
+studies, by set of runs and (m, eta_tilde) cell, compact enough to embed in a static page.
+
+One set of runs is a study, split along the axes its grid varies besides m, eta_tilde, the
+seed and what is fixed by m (equal-steps sets its epochs by m), so that (m, eta_tilde)
+names one cell of it. A cell keeps, for each seed: its status, its headline score (the
+median test accuracy of its last five epochs; chance for a diverged run), where it
+diverged, and its per-epoch test accuracy and training loss; and, once per cell, the SGD
+steps of one epoch. Each set also keeps each m's accuracy-against-eta_tilde curve (median
+over seeds), its window and its best.
+
+:func:`cell_text` says in one line what a cell is: the static page's script
+(``book/_static/explorer.js``) writes the same line, and the browser check holds the two
+against each other.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from .cells import CELL_AXES, StudyData, _extra_axes, best_per_batch, cell_summary, study_label
+
+__all__ = ["explorer_sets", "explorer_data", "cell_text", "DIGITS"]
+
+
+DIGITS = 4  # decimals kept of every accuracy and loss (a test set of 5,000 resolves 0.0002)
+
+
+def _fixed_by_m(data: StudyData, axis: str) -> bool:
+    """True if every m of the study's grid has one value of ``axis`` (equal-steps' epochs)."""
+    from ..studies import validate_study
+
+    values: dict[int, set] = {}
+    for config in validate_study(data.study):
+        values.setdefault(config.batch_size, set()).add(getattr(config, axis))
+    return all(len(v) == 1 for v in values.values())
+
+
+def explorer_sets(studies) -> dict[str, StudyData]:
+    """The sets of runs the explorer offers, by label, in the order of ``studies``: each
+    study whole where (m, eta_tilde, seed) names one run, else split along the axes that
+    vary besides those (as :func:`~smallbatch.analysis.variants` does)."""
+    import dataclasses
+
+    from ..studies import validate_study
+
+    out: dict[str, StudyData] = {}
+    for data in studies:
+        axes = [a for a in _extra_axes(data.study) if not _fixed_by_m(data, a)]
+        label = f"{data.study.name}: {study_label(data.study)}"
+        if not axes:
+            out[label] = data
+            continue
+        trials = validate_study(data.study)
+        for value in sorted({tuple(getattr(c, a) for a in axes) for c in trials},
+                            key=lambda v: tuple((x is None, x) for x in v)):
+            def ours(config, value=value):
+                return tuple(getattr(config, a) for a in axes) == value
+            kept = [r for r in data.results if ours(r.config)]
+            frame = data.frame
+            if not frame.empty:
+                mask = np.ones(len(frame), dtype=bool)
+                for axis, v in zip(axes, value):
+                    column = frame[axis]
+                    mask &= (column.isna() if v is None else column == v).to_numpy()
+                frame = frame[mask].reset_index(drop=True)
+            side = ", ".join(f"{a} = {v}" for a, v in zip(axes, value))
+            wanted = sum(ours(c) for c in trials)
+            out[f"{label}, {side}"] = dataclasses.replace(
+                data, frame=frame, results=kept, total=wanted, missing=wanted - len(kept),
+                selection=side)
+    return out
+
+
+def _round(values, digits: int = DIGITS) -> list:
+    return [None if v is None or not math.isfinite(v) else round(float(v), digits)
+            for v in values]
+
+
+def _key(m: int, log2_lr: int) -> str:
+    return f"{int(m)}|{int(log2_lr)}"
+
+
+def explorer_data(sets: Mapping[str, StudyData], digits: int = DIGITS) -> dict:
+    """The explorer's JSON-ready data: ``{"sets": [...]}``, one entry per set of runs (see
+    the module docstring for what each holds). Sets with no stored run are left out."""
+    out = []
+    for label, data in sets.items():
+        frame = data.frame
+        if frame.empty:
+            continue
+        chance = 1.0 / data.num_classes
+        cells: dict[str, dict] = {}
+        for result in sorted(data.results, key=lambda r: r.config.seed):
+            config = result.config
+            key = _key(config.batch_size, round(math.log2(config.base_lr)))
+            cell = cells.setdefault(key, {"seeds": [], "status": [], "score": [],
+                                          "diverged": [], "acc": [], "loss": [],
+                                          "steps": None})
+            cell["seeds"].append(int(config.seed))
+            cell["status"].append(result.status)
+            cell["score"].append(round(float(result.test_accuracy), digits)
+                                 if result.status == "complete" else chance)
+            cell["diverged"].append(result.diverged_epoch)
+            cell["acc"].append(_round([e.test_accuracy for e in result.epochs], digits))
+            cell["loss"].append(_round([e.train_loss for e in result.epochs], digits))
+            if cell["steps"] is None and result.epochs:
+                first = result.epochs[0]
+                cell["steps"] = int(first.examples_seen // config.batch_size)
+        summary = cell_summary(frame)
+        best = best_per_batch(summary)
+        curves, windows = {}, {}
+        for m, rows in summary.groupby("batch_size"):
+            rows = rows.sort_values("log2_base_lr")
+            curves[str(int(m))] = [[int(r.log2_base_lr), round(float(r.median), digits),
+                                    int(r.seeds)] for r in rows.itertuples()]
+            windows[str(int(m))] = [int(rows["log2_base_lr"].min()),
+                                    int(rows["log2_base_lr"].max())]
+        out.append({
+            "label": label, "study": data.study.name, "note": data.provenance_note(),
+            "chance": chance,
+            "m": sorted(int(m) for m in summary["batch_size"].unique()),
+            "lr": sorted(int(v) for v in summary["log2_base_lr"].unique()),
+            "best": {str(int(m)): int(row.log2_base_lr) for m, row in best.iterrows()},
+            "curve": curves, "window": windows, "cells": cells})
+    return {"sets": out}
+
+
+def cell_text(entry: dict, m: int, log2_lr: int) -> str:
+    """One line on the cell (m, log2 eta_tilde) of one set of :func:`explorer_data`: its
+    seeds, their median score and each seed's status, or why there is no run. The book's
+    script writes the same line in the page."""
+    head = f"m = {m}, η̃ = 2^{log2_lr}"
+    cell = entry["cells"].get(_key(m, log2_lr))
+    if cell is None:
+        window = entry["window"].get(str(m))
+        if window is None:
+            return f"{head}: no run of this set at m = {m}"
+        return (f"{head}: not trained (this set's window at m = {m} is "
+                f"2^{window[0]} to 2^{window[1]})")
+    scores = sorted(cell["score"])
+    mid = len(scores) // 2
+    median = scores[mid] if len(scores) % 2 else (scores[mid - 1] + scores[mid]) / 2
+    runs = []
+    for seed, status, score, diverged in zip(cell["seeds"], cell["status"], cell["score"],
+                                             cell["diverged"]):
+        runs.append(f"seed {seed} {score:.4f}" if status == "complete"
+                    else f"seed {seed} diverged in epoch {diverged}")
+    n = len(cell["seeds"])
+    best = entry["best"].get(str(m))
+    where = " (this m's best)" if best == log2_lr else ""
+    return (f"{head}{where}: median {median:.4f} over {n} seed{'s' if n != 1 else ''} "
+            f"({'; '.join(runs)})")

@@ -28,6 +28,8 @@ By book part
                  the report tables
     figures/     shared style, then one module per book part
     cli          the ``smallbatch`` command line
+    live         the explorer in a live Jupyter kernel (ipywidgets), with a button that
+                 trains the chosen cell into the reader's own results folder
 
 The web-book toolchain (build, static plotly renderer, Sphinx extension) is a separate
 package, ``smallbatch_book``; nothing here imports it.

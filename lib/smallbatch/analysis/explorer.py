@@ -84,9 +84,14 @@ def _key(m: int, log2_lr: int) -> str:
     return f"{int(m)}|{int(log2_lr)}"
 
 
-def explorer_data(sets: Mapping[str, StudyData], digits: int = DIGITS) -> dict:
+def explorer_data(sets: Mapping[str, StudyData], digits: int = DIGITS, *,
+                  mine: Mapping[str, list] | None = None) -> dict:
     """The explorer's JSON-ready data: ``{"sets": [...]}``, one entry per set of runs (see
-    the module docstring for what each holds). Sets with no stored run are left out."""
+    the module docstring for what each holds). Sets with no stored run are left out.
+
+    ``mine``: a reader's own runs by set label (Jupyter only, :mod:`smallbatch.live`): they
+    join their cells, each marked in the cell's ``mine`` list, and change neither the
+    curves, the windows nor the bests, which are the published runs'."""
     out = []
     for label, data in sets.items():
         frame = data.frame
@@ -94,12 +99,18 @@ def explorer_data(sets: Mapping[str, StudyData], digits: int = DIGITS) -> dict:
             continue
         chance = 1.0 / data.num_classes
         cells: dict[str, dict] = {}
-        for result in sorted(data.results, key=lambda r: r.config.seed):
+        published = sorted(data.results, key=lambda r: r.config.seed)
+        reader = sorted((mine or {}).get(label, []), key=lambda r: r.config.seed)
+        yours = {id(r) for r in reader}
+        for result in published + reader:
             config = result.config
             key = _key(config.batch_size, round(math.log2(config.base_lr)))
             cell = cells.setdefault(key, {"seeds": [], "status": [], "score": [],
                                           "diverged": [], "acc": [], "loss": [],
                                           "steps": None})
+            if id(result) in yours or "mine" in cell:
+                cell.setdefault("mine", [False] * len(cell["seeds"])).append(
+                    id(result) in yours)
             cell["seeds"].append(int(config.seed))
             cell["status"].append(result.status)
             cell["score"].append(round(float(result.test_accuracy), digits)
@@ -145,12 +156,16 @@ def cell_text(entry: dict, m: int, log2_lr: int) -> str:
     mid = len(scores) // 2
     median = scores[mid] if len(scores) % 2 else (scores[mid - 1] + scores[mid]) / 2
     runs = []
-    for seed, status, score, diverged in zip(cell["seeds"], cell["status"], cell["score"],
-                                             cell["diverged"]):
-        runs.append(f"seed {seed} {score:.4f}" if status == "complete"
-                    else f"seed {seed} diverged in epoch {diverged}")
+    mine = cell.get("mine", [False] * len(cell["seeds"]))
+    for seed, status, score, diverged, yours in zip(cell["seeds"], cell["status"],
+                                                    cell["score"], cell["diverged"], mine):
+        runs.append((f"seed {seed} {score:.4f}" if status == "complete"
+                     else f"seed {seed} diverged in epoch {diverged}")
+                    + (" (yours)" if yours else ""))
     n = len(cell["seeds"])
     best = entry["best"].get(str(m))
     where = " (this m's best)" if best == log2_lr else ""
-    return (f"{head}{where}: median {median:.4f} over {n} seed{'s' if n != 1 else ''} "
-            f"({'; '.join(runs)})")
+    count = f"{n} seed{'s' if n != 1 else ''}"
+    if any(mine):
+        count += f" ({n - sum(mine)} stored, {sum(mine)} yours)"
+    return f"{head}{where}: median {median:.4f} over {count} ({'; '.join(runs)})"

@@ -66,19 +66,24 @@ def _title(entry: dict, m: int, log2_lr: int) -> str:
     return f"{entry['label']}<br><sup>{cell_text(entry, m, log2_lr)}</sup>"
 
 
-def explorer(data: dict, first: str | None = None) -> go.Figure:
-    """The explorer over :func:`~smallbatch.analysis.explorer_data` (``first``: the label
-    of the set shown first, at its best m and that m's best eta_tilde; default the first
-    set)."""
+def explorer(data: dict, first: str | None = None, m: int | None = None,
+             log2_lr: int | None = None, *, controls: bool = True) -> go.Figure:
+    """The explorer over :func:`~smallbatch.analysis.explorer_data`, showing the set
+    labelled ``first`` (default: the first) at cell (m, 2^log2_lr) (default: the m with the
+    highest best, at its best eta_tilde). ``controls=False`` leaves out the chooser, the
+    sliders and the embedded data (:mod:`smallbatch.live` drives it with ipywidgets)."""
     sets = data["sets"]
     if not sets:
         raise ValueError("no stored run to explore: explorer_data found no set with runs")
     labels = [s["label"] for s in sets]
     index = labels.index(first) if first is not None else 0
     entry = sets[index]
-    m = max(entry["best"], key=lambda key: max(
-        (p[1] for p in entry["curve"][key] if p[0] == entry["best"][key]), default=0))
-    m, log2_lr = int(m), entry["best"][m]
+    if m is None:
+        m = int(max(entry["best"], key=lambda key: max(
+            (p[1] for p in entry["curve"][key] if p[0] == entry["best"][key]), default=0)))
+    if log2_lr is None:
+        log2_lr = entry["best"].get(str(m), entry["lr"][0])
+    m, log2_lr = int(m), int(log2_lr)
     slots = max(len(c["seeds"]) for s in sets for c in s["cells"].values())
 
     fig = make_subplots(rows=2, cols=2, subplot_titles=PANELS, vertical_spacing=0.16,
@@ -111,17 +116,20 @@ def explorer(data: dict, first: str | None = None) -> go.Figure:
                     steps=[dict(method="skip", label=str(v), args=[None]) for v in values])
 
     lrs = entry["lr"]
-    fig.update_layout(
-        title=_title_box(_title(entry, m, log2_lr)),
-        height=900, margin=dict(t=170, b=230, l=60, r=20),
-        legend=dict(orientation="h", x=0, y=1.06, yanchor="bottom"),
-        meta={EXPLORER_META: data, "slots": slots},
-        updatemenus=[dict(type="dropdown", direction="down", active=index, x=0, y=1.16,
-                          xanchor="left", yanchor="bottom", showactive=True,
-                          buttons=[dict(method="skip", label=label, args=[None])
-                                   for label in labels])],
-        sliders=[slider("m", entry["m"], entry["m"].index(m), "batch size m = ", -0.1),
-                 slider("lr", lrs, lrs.index(log2_lr), "log2 η̃ = ", -0.24)])
+    fig.update_layout(title=_title_box(_title(entry, m, log2_lr)),
+                      legend=dict(orientation="h", x=0, y=1.06, yanchor="bottom"))
+    if controls:
+        fig.update_layout(
+            height=900, margin=dict(t=170, b=230, l=60, r=20),
+            meta={EXPLORER_META: data, "slots": slots},
+            updatemenus=[dict(type="dropdown", direction="down", active=index, x=0, y=1.16,
+                              xanchor="left", yanchor="bottom", showactive=True,
+                              buttons=[dict(method="skip", label=label, args=[None])
+                                       for label in labels])],
+            sliders=[slider("m", entry["m"], entry["m"].index(m), "batch size m = ", -0.1),
+                     slider("lr", lrs, lrs.index(log2_lr), "log2 η̃ = ", -0.24)])
+    else:
+        fig.update_layout(height=720, margin=dict(t=130, b=60, l=60, r=20))
     fig.update_xaxes(title_text="epoch", row=1, col=1)
     fig.update_xaxes(title_text="epoch", row=1, col=2)
     fig.update_xaxes(title_text="SGD steps", row=2, col=1)

@@ -1,4 +1,4 @@
-# The two commands of the README. Each creates the virtual environment on first use
+# The README's commands. Each creates the virtual environment on first use
 # (.venv, from requirements.txt) and reinstalls when requirements.txt or pyproject.toml change.
 #   make book            execute the notebooks (papermill) and build the book into _build/html;
 #                        needs nothing outside pip (no data set, no browser)
@@ -6,6 +6,8 @@
 #                        first `make system`: Debian's Fashion-MNIST and Chromium
 #   make system          install what the tests need from outside pip, when missing: as root
 #                        with apt-get, else stop with the command to run
+#   make lab             JupyterLab on the notebooks, live widgets included (the explorer's
+#                        train button, the theory chapters' sliders), on 127.0.0.1
 #   make studies         train every published study at SCALE that is not stored yet
 #                        (resumable; the book's experiments chapters read the results)
 # Options: make book SCALE=smoke|scaled|full   PYTHON=python3.11   VENV=.venv
@@ -24,13 +26,20 @@ WORKERS ?= 2
 FASHION_MNIST_FILE := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: book test studies venv system clean
+# make lab: the notebooks it opens; as root, JupyterLab needs --allow-root
+NOTEBOOKS ?= notebooks
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
+.PHONY: book test lab studies venv system clean
 
 book: $(STAMP)
 	$(PY) -m smallbatch_book --scale $(SCALE)
 
 test: $(STAMP) system
 	$(PY) -m pytest
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --notebook-dir=$(NOTEBOOKS) $(ALLOW_ROOT)
 
 system:
 	@missing=""; \

@@ -70,6 +70,16 @@ def device_name(device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
 
 
+COMMIT_ENV = "SMALLBATCH_COMMIT"
+
+
+def code_commit() -> str | None:
+    """The commit a result's code came from: ``$SMALLBATCH_COMMIT`` if set (a sweep pins it
+    when it starts, for every worker: :func:`smallbatch.studies.run_study`; or a copy of the
+    checkout whose git history is not its own), else :func:`git_commit`."""
+    return os.environ.get(COMMIT_ENV) or git_commit()
+
+
 def run_provenance(device) -> dict:
     """Where a run or measurement was computed: package, commit, torch, device, threads, host
     and, on a CPU, :func:`cpu_id` (the ``provenance`` of every stored record)."""
@@ -80,7 +90,7 @@ def run_provenance(device) -> dict:
     device = torch.device(device)
     found = {
         "smallbatch_version": __version__,
-        "git_commit": git_commit(),
+        "git_commit": code_commit(),
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "device": str(device),
@@ -107,7 +117,7 @@ def measurement_header(device) -> dict:
         "device_name": device_name(device),
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "python": platform.python_version(),
-        "commit": os.environ.get("SMALLBATCH_COMMIT") or git_commit()}
+        "commit": code_commit()}
 
 
 def write_measurement(folder, stem: str, record: dict, lines: list[str]) -> Path:

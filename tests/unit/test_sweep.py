@@ -251,3 +251,19 @@ def test_threads_per_worker_are_set_and_checked():
     local.close()
     with pytest.raises(StudyError, match="threads must be >= 1"):
         _make_executor("inline", 1, None, threads=0)
+
+
+def test_a_sweep_records_the_commit_it_started_at(tmp_path, monkeypatch):
+    """Workers import their code when a sweep starts; a run that ends after the checkout
+    has moved on must still name the commit it was trained by, not the HEAD of its end."""
+    from smallbatch import provenance
+
+    monkeypatch.delenv("SMALLBATCH_COMMIT", raising=False)
+    heads = iter(["aaaa111", "bbbb222", "bbbb222", "bbbb222", "bbbb222", "bbbb222"])
+    monkeypatch.setattr(provenance, "git_commit", lambda: next(heads))
+    report = run_study(tiny(), results_dir=tmp_path, progress=False)
+    records = load_records(tmp_path).results.values()
+    assert report.trained == 4 and {r.provenance["git_commit"] for r in records} == {"aaaa111"}
+    assert "SMALLBATCH_COMMIT" not in os.environ  # the inline executor leaves no trace
+    monkeypatch.setenv("SMALLBATCH_COMMIT", "cccc333")  # a pinned commit wins
+    assert provenance.run_provenance("cpu")["git_commit"] == "cccc333"

@@ -91,20 +91,27 @@ def _data_for(config: TrainConfig, data_root, device):
 
 
 def train_group(config_dicts: list[dict], *, data_root=None, device: str = "auto",
-                threads: int | None = None, method: str = "auto") -> list[dict]:
+                threads: int | None = None, method: str = "auto",
+                commit: str | None = None) -> list[dict]:
     """Train one lock-step ensemble; runs in whichever process the executor chose.
 
     Takes and returns plain dicts so any executor can ship it. An exception becomes a
-    "failed" record for every member (with the traceback), never a lost sweep.
+    "failed" record for every member (with the traceback), never a lost sweep. ``commit``:
+    the sweep's commit, taken when it started; a worker records it for every run it trains
+    (it imported its code then, whatever the checkout's HEAD is by the time a run ends).
     """
     import torch
 
     from ..ensemble import train_ensemble
+    from ..provenance import COMMIT_ENV
     from ..train import resolve_device
 
     if threads:
         torch.set_num_threads(threads)
     configs = [TrainConfig.from_dict(d) for d in config_dicts]
+    before = os.environ.get(COMMIT_ENV)
+    if commit and not before:  # for this group's provenance only (inline: the caller's env)
+        os.environ[COMMIT_ENV] = commit
     try:
         resolved = resolve_device(device)
         data = _data_for(configs[0], data_root, resolved)
@@ -114,6 +121,9 @@ def train_group(config_dicts: list[dict], *, data_root=None, device: str = "auto
         message = f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=8)}"
         results = [TrainResult(config=c, status="failed", epochs=[], test_accuracy=None,
                                error=message) for c in configs]
+    finally:
+        if commit and not before:
+            os.environ.pop(COMMIT_ENV, None)
     return [r.to_dict() for r in results]
 
 
@@ -254,6 +264,7 @@ def run_study(study: Study, *, results_dir: str | os.PathLike | None = None,
     """
     from tqdm.auto import tqdm
 
+    from ..provenance import code_commit
     from ..store import check_writable, load_records, remove_stale_temporaries, save_result
 
     started = time.perf_counter()
@@ -273,6 +284,7 @@ def run_study(study: Study, *, results_dir: str | os.PathLike | None = None,
     bar = tqdm(total=sum(examples(c) for c in missing), unit="ex", unit_scale=True,
                disable=not progress, desc=f"{study.name}/{study.scale}", smoothing=0.1)
     bar.set_postfix_str(f"trials {report.already_stored}/{report.total}")
+    commit = code_commit()  # the code this sweep runs, before any checkout can move on
     handle = _make_executor(executor, workers, scheduler, threads)
     report.executor = handle.description
     pending: dict[futures.Future, list[TrainConfig]] = {}
@@ -283,7 +295,7 @@ def run_study(study: Study, *, results_dir: str | os.PathLike | None = None,
                 group = queue.pop(0)
                 future = handle.executor.submit(
                     train_group, [c.to_dict() for c in group], data_root=data_root,
-                    device=device, threads=handle.threads, method=method)
+                    device=device, threads=handle.threads, method=method, commit=commit)
                 pending[future] = group
             finished, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
             for future in finished:

@@ -410,7 +410,7 @@ def test_the_published_book_is_built_from_stored_results_only(built_scaled_book)
     pages = {p.stem: p.read_text() for p in (built_scaled_book.html / "notebooks").glob("*.html")}
     for stem in ("00_quickstart", "02_variance_measured", "03_stale_gradients",
                  "20_batch_size_lr", "21_ghost_batch_norm", "22_warmup", "23_training_curves",
-                 "24_full_protocol", "25_step_budget"):
+                 "24_full_protocol", "25_step_budget", "26_explorer"):
         assert stem in pages and "Traceback" not in pages[stem], stem
     # every published study with stored trials shows them with their provenance
     shown = "".join(pages[s] for s in ("20_batch_size_lr", "21_ghost_batch_norm",
@@ -420,6 +420,8 @@ def test_the_published_book_is_built_from_stored_results_only(built_scaled_book)
         if data.total > data.missing:
             assert f"study {name} (scaled" in shown, name
             assert all(commit[:10] in shown for commit in data.commits), name
+            # the explorer offers every published study's runs, and says where they came from
+            assert f"study {name} (scaled" in pages["26_explorer"], name
 
 
 @pytest.mark.parametrize("scale", ["smoke", "scaled"])

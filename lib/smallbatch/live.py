@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import presets
 from .analysis import StudyData, explorer_data
+from .analysis.explorer import best_cell
 from .store import load_records
 from .train import TrainConfig, TrainResult, config_hash
 
@@ -127,12 +128,11 @@ class LiveExplorer:
 
     def _set_grid(self, label: str) -> None:
         entry = next(e for e in self.data["sets"] if e["label"] == label)
-        best_m = max(entry["best"], key=lambda key: max(
-            p[1] for p in entry["curve"][key] if p[0] == entry["best"][key]))
+        m, log2_lr = best_cell(entry)
         self._quiet = True
         try:
             self.m.options, self.lr.options = entry["m"], entry["lr"]
-            self.m.value, self.lr.value = int(best_m), entry["best"][best_m]
+            self.m.value, self.lr.value = m, log2_lr
         finally:
             self._quiet = False
         self.draw()

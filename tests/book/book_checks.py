@@ -231,6 +231,14 @@ def _click_error(exc) -> str:
     return "; ".join(lines[:1] + seen[-1:])
 
 
+def _rail(gd, index: int):
+    """The rail of the figure's slider ``index``. Plotly draws no slider of one step, so it
+    is the n-th slider drawn, n counting only the visible ones before it."""
+    drawn = gd.evaluate(f"gd => gd._fullLayout.sliders.slice(0, {index})"
+                        ".filter(s => s.visible).length")
+    return gd.locator("g.slider-group").nth(drawn).locator("rect.slider-rail-touch-rect")
+
+
 def _check_sliders(page) -> tuple[int, list[str]]:
     """Move every plotly slider to its far step with the mouse; the figure must change."""
     from playwright.sync_api import Error as PlaywrightError
@@ -247,10 +255,7 @@ def _check_sliders(page) -> tuple[int, list[str]]:
             state = ("gd => JSON.stringify([gd.data.map(t => [t.visible, t.x, t.y, t.z]),"
                      " gd.layout.title, gd.layout.annotations])")
             before = gd.evaluate(state)
-            drawn = gd.evaluate(f"gd => gd._fullLayout.sliders.slice(0, {s})"
-                                ".filter(o => o.visible).length")  # none of one step
-            rail = gd.locator("g.slider-group").nth(drawn).locator(
-                "rect.slider-rail-touch-rect")
+            rail = _rail(gd, s)
             start = gd.evaluate(f"gd => gd.layout.sliders[{s}].active || 0")
             target = steps - 1 if start < steps - 1 else 0
             moved, misses = False, []
@@ -318,10 +323,7 @@ def explorer_state(gd) -> dict:
 def move_slider(page, gd, index: int, fraction: float) -> None:
     """Click the rail of slider ``index`` at ``fraction`` of its length (0: first step, 1:
     last), as a reader would; playwright's click waits until the rail receives it."""
-    # plotly draws no slider of one step, so slider ``index`` is the n-th one drawn
-    drawn = gd.evaluate(f"gd => gd._fullLayout.sliders.slice(0, {index})"
-                        ".filter(s => s.visible).length")
-    rail = gd.locator("g.slider-group").nth(drawn).locator("rect.slider-rail-touch-rect")
+    rail = _rail(gd, index)
     box = rail.bounding_box(timeout=CLICK_WAIT_MS)
     x = min(max(fraction * box["width"], 3), box["width"] - 3)
     rail.click(position={"x": x, "y": box["height"] / 2}, timeout=CLICK_WAIT_MS)

@@ -19,8 +19,9 @@ records in ``results/<study>/<scale>``: nothing is typed in by hand.
 
 from .cells import (MARGIN_FLOOR, NEAR_BEST, StudyData, best_per_batch, cell_columns,
                     cell_summary, compared_runs, curves_by_batch, curves_from_epochs,
-                    edges_overview, edges_reached, ghost_cells, ghost_table, good_range, load_or_run, noise_margin, seed_spread,
-                    study_data, study_label, variants)
+                    edges_overview, edges_reached, ghost_cells, ghost_table, good_range,
+                    load_or_run, noise_margin, seed_spread,
+                    study_data, study_label, variants, with_bn_batch)
 from .claims import (AGREES, CANNOT_DECIDE, CAVEATS, CLAIM_BN_BATCH_INDEPENDENT, CLAIM_BN_GAP,
                      CLAIM_CURVES, CLAIM_EQUAL_STEPS, CLAIM_RANGE_SHRINKS, CLAIM_SMALL_BEST,
                      CLAIM_SMALL_BN_BATCH, CLAIM_SMALLEST_BEST, CLAIM_WARMUP_GAP,
@@ -33,7 +34,7 @@ from .claims import (AGREES, CANNOT_DECIDE, CAVEATS, CLAIM_BN_BATCH_INDEPENDENT,
 from .selection import (RESAMPLES, Assessed, assess, assess_together, bests, curves_reader,
                         equal_steps_reader, held_out_best, held_out_overview, on_bests,
                         range_reader, resample_seeds, warmup_reader)
-from .explorer import cell_text, explorer_data, explorer_sets
+from .explorer import best_cell, cell_text, explorer_data, explorer_sets
 from .costs import (BenchmarkRecords, cost_check_table, ensemble_cap_summary, gpu_against_cpu,
                     hours_by_study, load_benchmarks, machine, machine_lines)
 from .report import (BATCH_LR_STUDIES, FULL_ONLY_STUDIES, PUBLISHED_STUDIES, SCALED_ONLY_STUDIES,
@@ -59,7 +60,8 @@ __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run"
            "cost_summary", "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES",
            "SCALED_ONLY_STUDIES", "BATCH_LR_STUDIES", "verdict_table",
            "claims_style", "SCALED_TARGET_CPU_HOURS", "discussion", "full_protocol_table",
-           "scaled_costs", "explorer_sets", "explorer_data", "cell_text", "cell_columns",
+           "scaled_costs", "explorer_sets", "explorer_data", "cell_text", "best_cell", "with_bn_batch",
+           "cell_columns",
            "RESAMPLES", "Assessed", "assess", "assess_together", "held_out_overview", "bests", "held_out_best", "resample_seeds",
            "on_bests", "range_reader", "warmup_reader", "equal_steps_reader",
            "curves_reader", "curves_from_epochs"]

@@ -33,7 +33,8 @@ __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run"
            "study_label", "cell_summary", "seed_spread", "noise_margin", "NEAR_BEST",
            "best_per_batch", "good_range", "cell_columns", "edges_reached", "edges_overview",
            "MARGIN_FLOOR",
-           "curves_by_batch", "curves_from_epochs", "ghost_cells", "ghost_table"]
+           "curves_by_batch", "curves_from_epochs", "ghost_cells", "ghost_table",
+           "with_bn_batch"]
 
 
 MARGIN_FLOOR = 0.01  # one percentage point
@@ -124,14 +125,15 @@ def _extra_axes(study: Study) -> list[str]:
     return sorted({name for block in study.blocks for name, _ in block} - set(CELL_AXES))
 
 
-def variants(data: StudyData) -> dict[str, StudyData]:
-    """A study split along every axis its grid varies besides m, eta_tilde and the seed.
+def variants(data: StudyData, axes=None) -> dict[str, StudyData]:
+    """A study split along every axis its grid varies besides m, eta_tilde and the seed
+    (or along ``axes``, some of them).
 
     Each side is compared on its own, like a study of its own: ``cifar-augment`` gives one
     set of runs with augmentation and one without. Keys are labels (:func:`study_label` plus
     the side); a study without such an axis is returned whole under its label.
     """
-    axes = _extra_axes(data.study)
+    axes = _extra_axes(data.study) if axes is None else list(axes)
     label = study_label(data.study)
     if not axes:
         return {label: data}
@@ -388,8 +390,13 @@ def curves_from_epochs(epochs: pd.DataFrame, log2_base_lr) -> pd.DataFrame:
 def ghost_cells(frame: pd.DataFrame) -> pd.DataFrame:
     """:func:`cell_summary` per (m, m_BN, eta_tilde); m_BN = None (ordinary batch norm)
     counts as m_BN = m (column ``bn_batch``)."""
-    frame = frame.assign(bn_batch=frame["bn_batch_size"].fillna(frame["batch_size"]).astype(int))
-    return cell_summary(frame, by=("batch_size", "bn_batch", "log2_base_lr"))
+    return cell_summary(with_bn_batch(frame), by=("batch_size", "bn_batch", "log2_base_lr"))
+
+
+def with_bn_batch(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a ``bn_batch`` column: m_BN, where None (ordinary batch norm) is m."""
+    return frame.assign(
+        bn_batch=frame["bn_batch_size"].fillna(frame["batch_size"]).astype(int))
 
 
 def ghost_table(frame: pd.DataFrame) -> pd.DataFrame:

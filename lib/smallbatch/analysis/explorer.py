@@ -19,11 +19,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-import numpy as np
 
-from .cells import CELL_AXES, StudyData, _extra_axes, best_per_batch, cell_summary, study_label
+from .cells import StudyData, _extra_axes, best_per_batch, cell_summary, variants
 
-__all__ = ["explorer_sets", "explorer_data", "cell_text", "DIGITS"]
+__all__ = ["explorer_sets", "explorer_data", "cell_text", "best_cell", "DIGITS"]
 
 
 DIGITS = 4  # decimals kept of every accuracy and loss (a test set of 5,000 resolves 0.0002)
@@ -40,38 +39,15 @@ def _fixed_by_m(data: StudyData, axis: str) -> bool:
 
 
 def explorer_sets(studies) -> dict[str, StudyData]:
-    """The sets of runs the explorer offers, by label, in the order of ``studies``: each
-    study whole where (m, eta_tilde, seed) names one run, else split along the axes that
-    vary besides those (as :func:`~smallbatch.analysis.variants` does)."""
-    import dataclasses
-
-    from ..studies import validate_study
-
+    """The sets of runs the explorer offers, by label ("<study>: " and the
+    :func:`~smallbatch.analysis.variants` label), in the order of ``studies``: each study
+    split along the axes its grid varies besides m, eta_tilde, the seed and what m fixes,
+    so that (m, eta_tilde, seed) names one run of a set."""
     out: dict[str, StudyData] = {}
     for data in studies:
         axes = [a for a in _extra_axes(data.study) if not _fixed_by_m(data, a)]
-        label = f"{data.study.name}: {study_label(data.study)}"
-        if not axes:
-            out[label] = data
-            continue
-        trials = validate_study(data.study)
-        for value in sorted({tuple(getattr(c, a) for a in axes) for c in trials},
-                            key=lambda v: tuple((x is None, x) for x in v)):
-            def ours(config, value=value):
-                return tuple(getattr(config, a) for a in axes) == value
-            kept = [r for r in data.results if ours(r.config)]
-            frame = data.frame
-            if not frame.empty:
-                mask = np.ones(len(frame), dtype=bool)
-                for axis, v in zip(axes, value):
-                    column = frame[axis]
-                    mask &= (column.isna() if v is None else column == v).to_numpy()
-                frame = frame[mask].reset_index(drop=True)
-            side = ", ".join(f"{a} = {v}" for a, v in zip(axes, value))
-            wanted = sum(ours(c) for c in trials)
-            out[f"{label}, {side}"] = dataclasses.replace(
-                data, frame=frame, results=kept, total=wanted, missing=wanted - len(kept),
-                selection=side)
+        for label, side in variants(data, axes).items():
+            out[f"{data.study.name}: {label}"] = side
     return out
 
 
@@ -169,3 +145,13 @@ def cell_text(entry: dict, m: int, log2_lr: int) -> str:
     if any(mine):
         count += f" ({n - sum(mine)} stored, {sum(mine)} yours)"
     return f"{head}{where}: median {median:.4f} over {count} ({'; '.join(runs)})"
+
+
+def best_cell(entry: dict) -> tuple[int, int]:
+    """The cell an explorer opens a set of :func:`explorer_data` at: the m whose best
+    median is highest, at that m's best log2 eta_tilde."""
+    def top(key: str) -> float:
+        return max((p[1] for p in entry["curve"][key] if p[0] == entry["best"][key]),
+                   default=0.0)
+    m = max(entry["best"], key=top)
+    return int(m), int(entry["best"][m])

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .cells import best_per_batch, cell_columns, cell_summary, ghost_table
+from .cells import best_per_batch, cell_columns, cell_summary, ghost_table, with_bn_batch
 from .claims import Verdict
 
 __all__ = ["RESAMPLES", "held_out_best", "bests", "resample_seeds", "Assessed", "assess",
@@ -35,12 +35,6 @@ __all__ = ["RESAMPLES", "held_out_best", "bests", "resample_seeds", "Assessed", 
 
 RESAMPLES = 100  # bootstrap resamples behind each verdict's "same verdict" share (its
 # standard error is at most 5 points)
-
-
-def _with_bn_batch(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with a ``bn_batch`` column: m_BN, where None (ordinary batch norm) is m."""
-    return frame.assign(
-        bn_batch=frame["bn_batch_size"].fillna(frame["batch_size"]).astype(int))
 
 
 def held_out_best(frame: pd.DataFrame, by=("batch_size",)) -> pd.DataFrame:
@@ -59,7 +53,7 @@ def held_out_best(frame: pd.DataFrame, by=("batch_size",)) -> pd.DataFrame:
     """
     by = list(by)
     if "bn_batch" in by and "bn_batch" not in frame:
-        frame = _with_bn_batch(frame)
+        frame = with_bn_batch(frame)
     repeats = frame.duplicated(by + ["log2_base_lr", "seed"])
     if repeats.any():
         row = frame[repeats].iloc[0]
@@ -175,7 +169,7 @@ class _RunPlan:
         self.frame = frame
         runs = (frame["config_hash"].to_numpy() if "config_hash" in frame
                 else np.arange(len(frame)))
-        codes, first = pd.factorize(runs)[0], None
+        codes = pd.factorize(runs)[0]
         self.rows = [np.flatnonzero(codes == k) for k in range(codes.max() + 1)] \
             if len(frame) else []
         first = np.array([rows[0] for rows in self.rows], dtype=int)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..analysis.explorer import cell_text
+from ..analysis.explorer import best_cell, cell_text
 from .style import _title_box
 
 __all__ = ["explorer", "EXPLORER_META", "cell_traces"]
@@ -79,8 +79,7 @@ def explorer(data: dict, first: str | None = None, m: int | None = None,
     index = labels.index(first) if first is not None else 0
     entry = sets[index]
     if m is None:
-        m = int(max(entry["best"], key=lambda key: max(
-            (p[1] for p in entry["curve"][key] if p[0] == entry["best"][key]), default=0)))
+        m = best_cell(entry)[0]
     if log2_lr is None:
         log2_lr = entry["best"].get(str(m), entry["lr"][0])
     m, log2_lr = int(m), int(log2_lr)

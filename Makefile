@@ -10,11 +10,18 @@
 #                        train button, the theory chapters' sliders), on 127.0.0.1
 #   make studies         train every published study at SCALE that is not stored yet
 #                        (resumable; the book's experiments chapters read the results)
+#   make launch REPO_URL=https://github.com/OWNER/NAME
+#                        name the repository in every chapter's Colab setup cell (commit them);
+#                        `make launch` alone shows the one named
 # Options: make book SCALE=smoke|scaled|full   PYTHON=python3.11   VENV=.venv
+#          make book REPO_URL=https://github.com/OWNER/NAME: Colab and Binder launch links on
+#                        every chapter (the chapters' setup cells must name the same URL)
 
 PYTHON ?= python3
 VENV ?= .venv
 SCALE ?= scaled
+# the repository's public URL, for launch links (make book) and the setup cells (make launch)
+REPO_URL ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
@@ -30,10 +37,13 @@ CHROMIUM := /usr/bin/chromium
 NOTEBOOKS ?= notebooks
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: book test lab studies venv system clean
+.PHONY: book test lab studies launch venv system clean
 
 book: $(STAMP)
-	$(PY) -m smallbatch_book --scale $(SCALE)
+	$(PY) -m smallbatch_book --scale $(SCALE) $(if $(REPO_URL),--repo-url "$(REPO_URL)")
+
+launch: $(STAMP)
+	$(PY) -m smallbatch_book.launch $(if $(filter command line,$(origin REPO_URL)),"$(REPO_URL)",--show)
 
 test: $(STAMP) system
 	$(PY) -m pytest

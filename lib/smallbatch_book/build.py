@@ -13,6 +13,11 @@
 3. ``jupyter-book build`` renders it with execution off and warnings as errors. The
    HTML goes to ``_build/html/`` (or ``--out``). ``smallbatch_book.sphinxext`` puts plotly.js
    and MathJax into its ``_static``: the book works offline, from its own folder.
+4. Each published study's stored records are written as CSV tables into the HTML's
+   ``data/`` folder, which the experiments chapters link (``smallbatch.analysis.tables``).
+
+With a repository URL (``--repo-url``), every chapter page also carries Colab and Binder
+launch links (``smallbatch_book.launch``).
 
 The book's pages and the build are described in book/intro.md and README.md.
 """
@@ -369,15 +374,39 @@ def _copy_tree(src: Path, dst: Path, skip_suffixes: tuple[str, ...] = ()) -> Non
     shutil.copytree(src, dst, ignore=ignore, dirs_exist_ok=True, copy_function=shutil.copy2)
 
 
-def _stage(root: Path, stage_dir: Path, executed: dict[Path, Path]) -> None:
-    """Stage the book source tree: config, toc, book/, and the executed notebooks."""
+def _merge(base: dict, extra: dict) -> dict:
+    """``base`` with ``extra``'s entries put in, nested dictionaries merged key by key."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _stage(root: Path, stage_dir: Path, executed: dict[Path, Path],
+           repo_url: str | None = None) -> None:
+    """Stage the book source tree: config, toc, book/, and the executed notebooks. With
+    ``repo_url``, the staged ``_config.yml`` turns on the launch links
+    (:func:`smallbatch_book.launch.launch_config`)."""
     import nbformat
+    import yaml
+
+    from .citation import CITATION_FILE, CitationError, stage_citation
+    from .launch import launch_config
 
     if stage_dir.exists():
         shutil.rmtree(stage_dir)
     stage_dir.mkdir(parents=True)
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(root / name, stage_dir / name)
+    if repo_url:
+        config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+        config = _merge(config, launch_config(repo_url))
+        (stage_dir / "_config.yml").write_text(
+            "# staged by smallbatch_book.build: _config.yml with the launch links on\n"
+            + yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
     if (root / "book").is_dir():
         _copy_tree(root / "book", stage_dir / "book")
     if (root / "notebooks").is_dir():  # images and data next to the notebooks
@@ -394,6 +423,12 @@ def _stage(root: Path, stage_dir: Path, executed: dict[Path, Path]) -> None:
             _say(f"{rel}: removed {report.widget_outputs} widget output(s), hid "
                  f"{report.hidden_cells} Jupyter-only cell(s)")
         nbformat.write(nb, target)
+    # the citation page's includes: CITATION.cff (validated) and its BibTeX
+    if (root / CITATION_FILE).is_file():
+        try:
+            stage_citation(root, stage_dir)
+        except CitationError as exc:
+            raise BookBuildError(str(exc)) from exc
 
 
 # ------------------------------------------------------------------------ jupyter-book
@@ -431,6 +466,24 @@ def _run_jupyter_book(stage_dir: Path, path_output: Path, verbose: bool) -> None
         )
 
 
+# ---------------------------------------------------------------------------- data tables
+
+# The built book's folder of CSV tables; chapter pages (notebooks/<chapter>.html) link them
+# as ../data/<file> (smallbatch.analysis.downloads_html).
+DATA_DIR = "data"
+
+
+def _write_data_tables(scale: str, out_dir: Path) -> list[Path]:
+    """Each published study's stored trials and epochs as CSV tables in ``out_dir/data``
+    (:func:`smallbatch.analysis.write_tables`); none at the smoke scale (nothing stored)."""
+    from smallbatch.analysis import PUBLISHED_STUDIES, write_tables
+
+    folder = out_dir / DATA_DIR
+    if folder.exists():
+        shutil.rmtree(folder)
+    return write_tables(PUBLISHED_STUDIES, scale, folder)
+
+
 # ------------------------------------------------------------------------------- build
 
 
@@ -443,6 +496,7 @@ def build_book(
     notebooks: list[str] | None = None,
     verbose: bool = False,
     compute_missing: bool = False,
+    repo_url: str | None = None,
 ) -> Path:
     """Execute the book's notebooks at ``scale`` and build the HTML; return the html dir.
 
@@ -462,6 +516,11 @@ def build_book(
             on synthetic data. Without it, no data set on disk loads in the build
             (``$SMALLBATCH_NO_DATA=1`` in the kernels): a notebook that reaches the data
             loader fails the build, on any machine.
+        repo_url: the repository's public GitHub URL: every chapter page then carries
+            Colab and Binder launch links to its notebook there (plain links: nothing is
+            requested until one is clicked). The chapters' Colab setup cells must name
+            the same repository (``smallbatch_book.launch``), else the build stops before
+            executing anything. None or "": no launch links.
     """
     from smallbatch.presets import SCALES  # the one list of scale names (imports torch: not at import)
 
@@ -477,6 +536,14 @@ def build_book(
     for folder in (build_dir, out_dir):  # notebooks/ holds sources only, never outputs
         if folder.is_relative_to(root / "notebooks"):
             raise BookBuildError(f"{folder} is inside notebooks/; build somewhere else")
+
+    if repo_url:
+        from .launch import LaunchError, require_repository
+
+        try:
+            repo_url = require_repository(root, repo_url)
+        except LaunchError as exc:
+            raise BookBuildError(str(exc)) from exc
 
     listed = toc_notebooks(root)
     selected = listed
@@ -516,7 +583,7 @@ def build_book(
     # 2. stage
     stage_dir = build_dir / "source"
     _say(f"staging the book source in {stage_dir}")
-    _stage(root, stage_dir, executed)
+    _stage(root, stage_dir, executed, repo_url)
 
     # 3. render. jupyter-book writes <path-output>/_build/html; when the html dir is
     # named like that, build in place (and keep Sphinx's caches next to it).
@@ -532,6 +599,9 @@ def build_book(
         if out_dir.exists():
             shutil.rmtree(out_dir)
         shutil.copytree(built, out_dir)
+    tables = _write_data_tables(scale, out_dir)
+    if tables:
+        _say(f"wrote {len(tables)} CSV tables of the stored trials to {out_dir / DATA_DIR}")
     pages = sum(1 for _ in out_dir.rglob("*.html"))
     _say(f"jupyter-book build took {time.perf_counter() - t0:.1f} s")
     _say(f"done in {time.perf_counter() - started:.1f} s: {pages} html files in {out_dir}")
@@ -556,6 +626,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="execute only the notebooks matching these glob patterns")
     parser.add_argument("--verbose", action="store_true",
                         help="show jupyter-book's full output")
+    parser.add_argument("--repo-url", default=os.environ.get("SMALLBATCH_REPO_URL") or None,
+                        help="the repository's public GitHub URL: Colab and Binder launch "
+                             "links on every chapter (default: $SMALLBATCH_REPO_URL; none)")
     parser.add_argument("--compute-missing", action="store_true",
                         help="let the notebooks compute and store results missing from "
                              "results/ (default at scaled and full: a missing result fails "
@@ -564,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         build_book(args.scale, args.out, build_dir=args.build_dir,
                    notebooks=args.notebooks, verbose=args.verbose,
-                   compute_missing=args.compute_missing)
+                   compute_missing=args.compute_missing, repo_url=args.repo_url)
     except BookBuildError as exc:
         print(f"[book] FAILED: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -12,9 +12,9 @@ Listed in ``_config.yml`` under ``sphinx.extra_extensions``. It
   Sphinx's ``mathjax_path`` at it (3.0 MiB). The speech-rule engine (``sre/``, 3.9 MB)
   is left out: typesetting never asks for it, only the explorer and speech options of
   MathJax's right-click menu do, and those options then do nothing;
-- drops sphinx-thebe's scripts and config (jupyter-book always loads it; the book has
-  no launch button, and thebe would fetch itself from unpkg.com and start a Binder
-  kernel);
+- drops sphinx-thebe's scripts and config (jupyter-book always loads it; the book's
+  launch links, when the build turns them on, are plain links to Colab and Binder, and
+  thebe would fetch itself from unpkg.com and start a Binder kernel on the page);
 - writes index.html as a proper redirect page to the root page, with the book's icon;
 - warns (an error under ``-W``, as the book is built) if a page would still load a
   script or stylesheet from another host (require.js and the widget manager from a
@@ -148,8 +148,8 @@ def _on_html_page_context(
     if app.builder.format != "html":
         return
     # sphinx-thebe (always loaded by jupyter-book) adds, to every page, a script that
-    # can fetch thebe from unpkg.com and start a Binder kernel. The book has no launch
-    # button, so it is dead weight that points outside; drop it.
+    # can fetch thebe from unpkg.com and start a Binder kernel. The book's launch links
+    # (when on) are plain links, so it is dead weight that points outside; drop it.
     context["script_files"][:] = [
         js for js in context.get("script_files", []) if not _is_thebe(js)
     ]

@@ -424,6 +424,42 @@ def test_the_published_book_is_built_from_stored_results_only(built_scaled_book)
             assert f"study {name} (scaled" in pages["26_explorer"], name
 
 
+def test_the_published_book_links_each_study_tables(built_scaled_book):
+    """Each published study with stored trials has its two CSV tables in the built book's
+    data/ folder, linked from a chapter; every CSV link on a page resolves, and the trials
+    table has one row per trial of the study's grid."""
+    import pandas as pd
+
+    from smallbatch import analysis
+
+    html = built_scaled_book.html
+    linked = {}
+    for page in (html / "notebooks").glob("*.html"):
+        soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
+        for a in soup.select('a[href$=".csv"]'):
+            target = (page.parent / a["href"]).resolve()
+            assert target.is_file(), (page.name, a["href"])
+            linked.setdefault(target.name, set()).add(page.stem)
+    for name in analysis.PUBLISHED_STUDIES:
+        data = analysis.study_data(name, "scaled")
+        if data.total == data.missing:
+            continue
+        for kind in analysis.TABLE_KINDS:
+            file_name = analysis.table_file_name(name, "scaled", kind)
+            assert (html / "data" / file_name).is_file(), file_name
+            assert file_name in linked, f"{file_name} is linked from no chapter"
+        trials = pd.read_csv(html / "data" / analysis.table_file_name(name, "scaled", "trials"),
+                             dtype={"config_hash": str})
+        assert len(trials) == data.total, name
+        assert (trials["status"] != analysis.MISSING).sum() >= data.total - data.missing, name
+
+
+def test_the_smoke_book_has_no_tables_and_says_why(built_book):
+    assert not (built_book.html / "data").exists()
+    page = (built_book.html / "notebooks" / "21_ghost_batch_norm.html").read_text()
+    assert "Nothing is stored at the smoke scale" in page and ".csv" not in page
+
+
 @pytest.mark.parametrize("scale", ["smoke", "scaled"])
 def test_every_notebook_page_shows_one_parameters_cell_with_its_scale(scale, request):
     import re

@@ -37,6 +37,8 @@ from .selection import (RESAMPLES, Assessed, assess, assess_together, bests, cur
 from .explorer import best_cell, cell_text, explorer_data, explorer_sets
 from .costs import (BenchmarkRecords, cost_check_table, ensemble_cap_summary, gpu_against_cpu,
                     hours_by_study, load_benchmarks, machine, machine_lines)
+from .tables import (MISSING, TABLE_KINDS, downloads_html, epochs_table, table_file_name,
+                     trials_table, write_tables)
 from .report import (BATCH_LR_STUDIES, FULL_ONLY_STUDIES, PUBLISHED_STUDIES, SCALED_ONLY_STUDIES,
                      SCALED_TARGET_CPU_HOURS,
                      claims_style, cost_summary, discussion, full_protocol_table,
@@ -64,4 +66,6 @@ __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run"
            "cell_columns",
            "RESAMPLES", "Assessed", "assess", "assess_together", "held_out_overview", "bests", "held_out_best", "resample_seeds",
            "on_bests", "range_reader", "warmup_reader", "equal_steps_reader",
-           "curves_reader", "curves_from_epochs"]
+           "curves_reader", "curves_from_epochs",
+           "TABLE_KINDS", "MISSING", "table_file_name", "trials_table", "epochs_table",
+           "write_tables", "downloads_html"]

@@ -7,16 +7,19 @@ costs about as much as one model at batch size K * m (book: "Lock-step ensembles
 shared/PERF_NOTES.md).
 
 The contract: members agree on every :class:`~smallbatch.train.TrainConfig` field except the
-optimiser fields (:data:`OPTIMISER_FIELDS`). Because the seed is shared, all members start
-from the same initial weights and see the same batch sequence (common random numbers across
-learning rates), and member k computes, in exact arithmetic, what ``train(configs[k])``
-computes. Only plain SGD (momentum 0, the paper's optimiser) is supported.
+optimiser fields (:data:`OPTIMISER_FIELDS`) and the seed (:data:`MEMBER_FIELDS`). Each member
+starts from its own seed's initial weights and sees its own seed's batch sequence and
+augmentation, drawn exactly as ``train()`` draws them; members that share a seed share both
+(common random numbers across learning rates). Member k computes, in exact arithmetic, what
+``train(configs[k])`` computes. Only plain SGD (momentum 0, the paper's optimiser) is
+supported.
 
 Two implementations of the batched model:
 
 - "grouped": one module whose layers hold all K members side by side. A convolution becomes
   a grouped convolution (K groups), the stem a convolution with K times the output channels
-  applied to the shared input, batch norm a batch norm over K times the channels (per-channel
+  applied to the shared input (one seed) or a grouped one on the members' own inputs
+  (several seeds; :class:`MemberStem`), batch norm a batch norm over K times the channels (per-channel
   statistics are per-member statistics, running statistics included), a linear layer a
   batched matmul. Supported: the CIFAR ResNets, the reduced AlexNet and ResNet-50.
 - "vmap": ``torch.func.vmap`` of ``functional_call`` over the stacked parameters and buffers
@@ -45,10 +48,12 @@ from .train import (ConfigError, EpochMetrics, TrainConfig, TrainResult, diverge
 
 __all__ = [
     "OPTIMISER_FIELDS",
+    "MEMBER_FIELDS",
     "METHODS",
     "UnsupportedModelError",
     "check_compatible",
     "GroupedLinear",
+    "MemberStem",
     "group_model",
     "LockstepEnsemble",
     "train_ensemble",
@@ -60,6 +65,9 @@ OPTIMISER_FIELDS: tuple[str, ...] = (
     "base_lr", "lr_scaling", "reference_batch_size", "weight_decay", "weight_decay_scaling",
     "warmup", "warmup_fraction", "lr_milestones", "lr_decay",
 )
+# The fields in which members may differ: the optimiser's, and the seed (each member then
+# has its own initial weights, batch order and augmentation).
+MEMBER_FIELDS: tuple[str, ...] = OPTIMISER_FIELDS + ("seed",)
 METHODS: tuple[str, ...] = ("auto", "grouped", "vmap")
 
 
@@ -70,8 +78,8 @@ class UnsupportedModelError(ConfigError):
 def check_compatible(configs: Sequence[TrainConfig]) -> None:
     """Raise :class:`ConfigError` unless ``configs`` can train as one lock-step ensemble.
 
-    They must agree on every field outside :data:`OPTIMISER_FIELDS`, and use plain SGD
-    (momentum 0). The message names the fields that differ.
+    They must agree on every field outside :data:`MEMBER_FIELDS` (the optimiser fields and
+    the seed), and use plain SGD (momentum 0). The message names the fields that differ.
     """
     configs = list(configs)
     if not configs:
@@ -80,7 +88,7 @@ def check_compatible(configs: Sequence[TrainConfig]) -> None:
         if not isinstance(config, TrainConfig):
             raise ConfigError(f"configs[{index}] is a {type(config).__name__}, "
                               "not a TrainConfig")
-    shared = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in OPTIMISER_FIELDS]
+    shared = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in MEMBER_FIELDS]
     first = configs[0]
     differing = sorted({name for config in configs[1:] for name in shared
                         if getattr(config, name) != getattr(first, name)})
@@ -88,8 +96,8 @@ def check_compatible(configs: Sequence[TrainConfig]) -> None:
         details = "; ".join(
             f"{name}: {sorted({repr(getattr(c, name)) for c in configs})}" for name in differing)
         raise ConfigError(
-            f"configs of a lock-step ensemble may differ only in the optimiser fields "
-            f"({', '.join(OPTIMISER_FIELDS)}); these fields differ: {', '.join(differing)} "
+            f"configs of a lock-step ensemble may differ only in the optimiser fields and the "
+            f"seed ({', '.join(MEMBER_FIELDS)}); these fields differ: {', '.join(differing)} "
             f"({details}). Train them in separate ensembles.")
     if first.momentum != 0:
         raise ConfigError(
@@ -128,6 +136,34 @@ class GroupedLinear(nn.Module):
         else:
             out = torch.baddbmm(self.bias.view(k, 1, n_out), xs, weight)
         return out.transpose(0, 1).reshape(batch, k * n_out)
+
+
+class MemberStem(nn.Conv2d):
+    """The first convolution of K members side by side, on a shared or a per-member input.
+
+    Its weight is (K * out, C, kh, kw), member k's filters in rows k*out .. (k+1)*out. On
+    the shared (m, C, H, W) batch (one seed) it is one convolution with K times the output
+    channels; on the members' own batches, (m, K * C, H, W) with member k's image in
+    channels k*C .. (k+1)*C (several seeds), the same weight is a grouped convolution with
+    K groups. Either way member k's output channels see only its own input.
+    """
+
+    def __init__(self, conv: nn.Conv2d, members: int):
+        super().__init__(conv.in_channels, conv.out_channels * members, conv.kernel_size,
+                         stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
+                         bias=conv.bias is not None)
+        self.members = members
+
+    def forward(self, x: Tensor) -> Tensor:
+        groups = 1
+        if self.members > 1 and x.shape[1] == self.members * self.in_channels:
+            groups = self.members
+        elif x.shape[1] != self.in_channels:
+            raise ValueError(f"the ensemble's stem takes {self.in_channels} channels (a shared "
+                             f"batch) or {self.members * self.in_channels} (one batch per "
+                             f"member), got {x.shape[1]}")
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                        groups)
 
 
 class _GroupedBasicBlock(nn.Module):
@@ -181,8 +217,9 @@ _CHANNELWISE = (nn.ReLU, nn.Identity, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvg
 def group_model(model: nn.Module, members: int) -> nn.Module:
     """A module computing ``members`` copies of ``model`` side by side (same architecture).
 
-    It takes the shared (m, C, H, W) input and returns (m, K * num_classes) logits, member k
-    in columns k*classes .. (k+1)*classes. Its state dict has the same keys as the model's;
+    It takes the shared (m, C, H, W) input, or the members' own inputs as (m, K * C, H, W)
+    (:class:`MemberStem`), and returns (m, K * num_classes) logits, member k in columns
+    k*classes .. (k+1)*classes. Its state dict has the same keys as the model's;
     each parameter and buffer is the K members' tensors concatenated along dimension 0
     (``num_batches_tracked`` is one shared counter). Parameters are left uninitialised:
     :class:`LockstepEnsemble` copies them in.
@@ -199,11 +236,13 @@ def group_model(model: nn.Module, members: int) -> nn.Module:
         if isinstance(module, nn.Conv2d):
             if module.padding_mode != "zeros" or module.groups != 1:
                 raise UnsupportedModelError(f"grouped ensemble: unsupported {module}")
-            shared_input, first_conv[0] = first_conv[0], False
-            return nn.Conv2d(module.in_channels * (1 if shared_input else members),
+            if first_conv[0]:  # the stem: a shared input, or one per member
+                first_conv[0] = False
+                return MemberStem(module, members)
+            return nn.Conv2d(module.in_channels * members,
                              module.out_channels * members, module.kernel_size,
                              stride=module.stride, padding=module.padding,
-                             dilation=module.dilation, groups=1 if shared_input else members,
+                             dilation=module.dilation, groups=members,
                              bias=module.bias is not None)
         if isinstance(module, GhostBatchNorm):
             return GhostBatchNorm(module.num_features * members, module.bn_batch_size,
@@ -248,8 +287,11 @@ def group_model(model: nn.Module, members: int) -> nn.Module:
 class LockstepEnsemble:
     """K copies of one model, trained by one batched SGD step (book: "Lock-step ensembles").
 
-    All members start from ``model``'s weights. ``method`` is "grouped" (see
-    :func:`group_model`) or "vmap" (``torch.func`` over stacked parameters and buffers).
+    All members start from ``model``'s weights, or member k from ``model[k]``'s when a
+    sequence of K models (same architecture; e.g. one per seed) is given. ``method`` is
+    "grouped" (see :func:`group_model`) or "vmap" (``torch.func`` over stacked parameters
+    and buffers). Called on a shared (m, C, H, W) batch or on the members' own batches,
+    (m, K, C, H, W).
 
     Attributes:
         members: K.
@@ -259,17 +301,27 @@ class LockstepEnsemble:
             :meth:`member_state_dict` to get one member as a single model's state.
     """
 
-    def __init__(self, model: nn.Module, members: int, *, method: str = "grouped",
-                 channels_last: bool = False):
+    def __init__(self, model: nn.Module | Sequence[nn.Module], members: int | None = None, *,
+                 method: str = "grouped", channels_last: bool = False):
         if method not in ("grouped", "vmap"):
             raise ConfigError(f"unknown ensemble method {method!r}; choose grouped or vmap")
+        models = [model] * (members or 0) if isinstance(model, nn.Module) else list(model)
+        if members is not None and len(models) != members:
+            raise ConfigError(f"{len(models)} models given for an ensemble of {members}")
+        members = len(models)
         if members < 1:
             raise ConfigError(f"an ensemble needs at least one member, got {members}")
+        model = models[0]
         self.members = members
         self.method = method
         self.channels_last = channels_last
         self.training = True
         single = model.state_dict()
+        states = [single] + [m.state_dict() for m in models[1:]]
+        for k, state in enumerate(states[1:], 1):
+            if {n: t.shape for n, t in state.items()} != {n: t.shape for n, t in single.items()}:
+                raise ConfigError(f"model {k} of the ensemble differs in architecture from "
+                                  "model 0")
         self._template = {name: tensor.shape for name, tensor in single.items()}
         if method == "grouped":
             grouped = group_model(model, members)
@@ -288,14 +340,18 @@ class LockstepEnsemble:
             self._views = {name: (t.detach() if t.dim() == 0 else
                                   t.detach().unflatten(0, (members, -1)))
                            for name, t in named.items()}
+            self._shared = {name for name, t in named.items() if t.dim() == 0}
             with torch.no_grad():
                 for name, view in self._views.items():
-                    view.copy_(single[name])
-            self._shared = {name for name, t in named.items() if t.dim() == 0}
+                    if name in self._shared:
+                        view.copy_(single[name])
+                    else:
+                        for k, state in enumerate(states):
+                            view[k].copy_(state[name].reshape(view[k].shape))
         else:
             from torch.func import functional_call, stack_module_state, vmap
 
-            params, buffers = stack_module_state([model] * members)
+            params, buffers = stack_module_state(models)
             self._params, self._buffers = params, buffers
             self.parameters = list(params.values())
             self._views = {**{n: p.detach() for n, p in params.items()},
@@ -308,6 +364,7 @@ class LockstepEnsemble:
                 return functional_call(skeleton, (p, b), (x,))
 
             self._vmapped = vmap(call, in_dims=(0, 0, None))
+            self._vmapped_members = vmap(call, in_dims=(0, 0, 1))  # x: (m, K, C, H, W)
         self._param_views = [self._member_view_of(p) for p in self.parameters]
         self._detached = [p.detach() for p in self.parameters]  # same storage, no autograd
 
@@ -327,17 +384,27 @@ class LockstepEnsemble:
         return self.train(False)
 
     def __call__(self, x: Tensor) -> Tensor:
-        """Logits of every member on the shared batch x: (m, K, num_classes)."""
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+        """Logits of every member, (m, K, num_classes): on the shared batch x (m, C, H, W),
+        or member k on its own batch x[:, k] when x is (m, K, C, H, W)."""
+        per_member = x.dim() == 5
+        if per_member and x.shape[1] != self.members:
+            raise ValueError(f"a batch per member needs x of shape (m, {self.members}, C, H, "
+                             f"W), got {tuple(x.shape)}")
         if self.method == "grouped":
+            if per_member:  # member k's image in channels k*C .. (k+1)*C
+                x = x.reshape(x.shape[0], -1, *x.shape[3:])
+            if self.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
             out = self._module(x)
             return out.view(x.shape[0], self.members, -1)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        call = self._vmapped_members if per_member else self._vmapped
         with warnings.catch_warnings():
             # functorch warns that adaptive_avg_pool2d and GhostBatchNorm's lerp_ have no
             # batching rule yet (a per-member loop inside); the result is still exact.
             warnings.filterwarnings("ignore", message="There is a performance drop")
-            return self._vmapped(self._params, self._buffers, x).transpose(0, 1)
+            return call(self._params, self._buffers, x).transpose(0, 1)
 
     def member_state_dict(self, k: int) -> dict[str, Tensor]:
         """Member k's parameters and buffers as a state dict of the single model (copies)."""
@@ -365,9 +432,16 @@ class LockstepEnsemble:
 
     # SGD ------------------------------------------------------------------------------------
 
+    def _targets(self, y: Tensor) -> Tensor:
+        """Labels as (m, K): the shared batch's y (m,) for every member, or y (m, K) as is."""
+        return y[:, None].expand(-1, self.members) if y.dim() == 1 else y
+
     def sgd_step(self, x: Tensor, y: Tensor, lrs: Tensor,
                  decay_factors: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """One lock-step SGD step; returns per-member mean losses (K,) and logits (m, K, C).
+
+        x, y: the shared batch, (m, C, H, W) and (m,), or one per member, (m, K, C, H, W)
+        and (m, K).
 
         Member k takes theta_k <- theta_k * decay_factors[k] - lrs[k] * grad CE_k(theta_k):
         with decay_factors[k] = 1 - lr_k * wd_k this is torch.optim.SGD(lr=lr_k,
@@ -376,7 +450,7 @@ class LockstepEnsemble:
         with lr 0 is untouched (masked).
         """
         logits = self(x)
-        losses = F.cross_entropy(logits.permute(0, 2, 1), y[:, None].expand(-1, self.members),
+        losses = F.cross_entropy(logits.permute(0, 2, 1), self._targets(y),
                                  reduction="none").mean(dim=0)
         loss = (losses * lrs).sum()
         grads = torch.autograd.grad(loss, self.parameters)
@@ -415,18 +489,17 @@ class LockstepEnsemble:
 # ----------------------------------------------------------------------- the trainer
 
 
-def _build_ensemble(model: nn.Module, members: int, method: str,
+def _build_ensemble(models: list[nn.Module], method: str,
                     channels_last: bool) -> LockstepEnsemble:
     if method == "auto":
         # Grouped was faster than vmap at every point measured on 2 CPU cores (ResNet-8,
         # m = 2..128, K = 8 and 16, 1 or 2 threads): vmap reached 0.67-0.82 of its speed.
         # vmap only where the grouped conversion does not know the model.
         try:
-            return LockstepEnsemble(model, members, method="grouped",
-                                    channels_last=channels_last)
+            return LockstepEnsemble(models, method="grouped", channels_last=channels_last)
         except UnsupportedModelError:
             method = "vmap"
-    return LockstepEnsemble(model, members, method=method, channels_last=channels_last)
+    return LockstepEnsemble(models, method=method, channels_last=channels_last)
 
 
 def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = None,
@@ -441,9 +514,11 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
     "ensemble_examples_per_second"). Book: "Lock-step ensembles".
 
     Args:
-        configs: the runs; they may differ only in :data:`OPTIMISER_FIELDS` and must use
-            momentum 0 (see :func:`check_compatible`). The shared seed gives every member
-            the same initial weights and the same batches.
+        configs: the runs; they may differ only in :data:`MEMBER_FIELDS` (the optimiser
+            fields and the seed) and must use momentum 0 (see :func:`check_compatible`).
+            Members with one seed share their initial weights and batches; with several
+            seeds each member has its seed's, and the batch is gathered per member
+            (:meth:`ImageData.member_batches`).
         data, data_root, download, device, progress, check_every, channels_last: as
             :func:`smallbatch.train.train`.
         method: "grouped", "vmap" or "auto" (grouped where the model supports it, else
@@ -469,15 +544,26 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
                           f"{', '.join(METHODS)}")
     shared = configs[0]
     members = len(configs)
-    # Exactly train()'s set-up: every member starts from these weights.
+    # Exactly train()'s set-up: member k starts from the weights train(configs[k]) starts
+    # from (one model per seed, each built as train() builds it).
     device, data, model, channels_last = setup_run(
         shared, data=data, data_root=data_root, download=download, device=device,
         channels_last=channels_last, configs=list(configs))
-    ensemble = _build_ensemble(model, members, method, channels_last)
+    seeds = sorted({config.seed for config in configs})
+    by_seed = {shared.seed: model}
+    for seed in seeds:
+        if seed not in by_seed:
+            by_seed[seed] = setup_run(shared.replace(seed=seed), data=data, device=device,
+                                      channels_last=channels_last)[2]
+    ensemble = _build_ensemble([by_seed[config.seed] for config in configs], method,
+                               channels_last)
     num_parameters = count_parameters(model)
     dtype = ensemble.parameters[0].dtype  # float32 normally; float64 when the tests ask
-    del model
-    generator = torch.Generator().manual_seed(shared.seed)
+    del model, by_seed
+    # One seed: one batch sequence for all (the shared input). Several: each member draws
+    # its own, from a generator seeded as train()'s is.
+    generators = [torch.Generator().manual_seed(config.seed) for config in configs]
+    generator = generators[0]
 
     batch_size = shared.batch_size
     steps_per_epoch = data.steps_per_epoch(batch_size)
@@ -516,7 +602,13 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
         window_loss = torch.zeros(members, device=device, dtype=dtype)
         window_steps = 0
         epoch_steps = 0
-        for x, y in data.train_batches(batch_size, generator=generator, augment=shared.augment):
+        if len(seeds) == 1:
+            batches = data.train_batches(batch_size, generator=generator,
+                                         augment=shared.augment)
+        else:
+            batches = data.member_batches(batch_size, generators=generators,
+                                          augment=shared.augment)
+        for x, y in batches:
             losses, logits = ensemble.sgd_step(
                 x, y, lr_table[epoch_steps],
                 None if decay_table is None else decay_table[epoch_steps])
@@ -524,7 +616,7 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
             epoch_steps += 1
             epoch_loss += losses
             window_loss += losses
-            epoch_correct += (logits.argmax(dim=2) == y[:, None]).sum(dim=0)
+            epoch_correct += (logits.argmax(dim=2) == ensemble._targets(y)).sum(dim=0)
             window_steps += 1
             if window_steps == check_every or epoch_steps == steps_per_epoch:
                 window_means = [value / window_steps for value in window_loss.tolist()]

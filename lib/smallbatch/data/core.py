@@ -201,6 +201,22 @@ class ImageData(abc.ABC):
         dropped). x is float32 normalised (B, C, H, W) on the data device; y is int64.
         """
 
+    def member_batches(
+        self, batch_size: int, *, generators: Sequence[torch.Generator], augment: bool
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """One epoch of K members' training batches, member k's drawn from ``generators[k]``
+        exactly as :meth:`train_batches` draws them: x is (B, K, C, H, W) and y (B, K), and
+        ``x[:, k], y[:, k]`` is member k's batch (a lock-step ensemble of several seeds).
+
+        This default zips K calls of :meth:`train_batches`; :class:`TensorImageData`
+        gathers all K members' examples from its on-device tensors in one indexing step.
+        """
+        iterators = [self.train_batches(batch_size, generator=g, augment=augment)
+                     for g in generators]
+        for batches in zip(*iterators):
+            yield (torch.stack([x for x, _ in batches], dim=1),
+                   torch.stack([y for _, y in batches], dim=1))
+
     @abc.abstractmethod
     def test_batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
         """All test examples in a fixed order, unaugmented; the last batch may be partial."""
@@ -302,6 +318,48 @@ class TensorImageData(ImageData):
             dy, dx, flips = _draw_crop_flip(used, generator, AUGMENT_PAD)
             augmentation = (dy.to(self.device), dx.to(self.device), flips.to(self.device), self.pad_fill)
         return self._iterate_train(batch_size, num_steps, permutation, augmentation)
+
+    def member_batches(
+        self, batch_size: int, *, generators: Sequence[torch.Generator], augment: bool
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """K members' batches; see :meth:`ImageData.member_batches`.
+
+        Each member's epoch is drawn from its generator in :meth:`train_batches`'s order
+        (permutation, then crop offsets and flips); the K draws are stacked and moved to
+        the device once per epoch. Every step then gathers all K * B examples from
+        ``train_x`` in one indexing operation, crops and flips them per example, and
+        views them as (B, K, C, H, W): no host work and no host-device copy per step.
+        """
+        batch_size = _train_batch_size(batch_size, self.num_train)
+        if not generators:
+            raise DataError("member_batches needs one generator per member, got none")
+        for generator in generators:
+            _check_generator(generator)
+        num_steps = self.num_train // batch_size
+        used = num_steps * batch_size
+        permutations, offsets = [], []
+        for generator in generators:
+            permutations.append(torch.randperm(self.num_train, generator=generator)[:used])
+            if augment:
+                offsets.append(_draw_crop_flip(used, generator, AUGMENT_PAD))
+        members = len(generators)
+        # (steps, K * B): row s holds step s's examples, member by member
+        def by_step(draws: list[Tensor]) -> Tensor:
+            return (torch.stack(draws).view(members, num_steps, batch_size)
+                    .transpose(0, 1).reshape(num_steps, members * batch_size).to(self.device))
+
+        index = by_step(permutations)
+        augmentation = None
+        if augment:
+            augmentation = tuple(by_step([o[i] for o in offsets]) for i in range(3))
+        for step in range(num_steps):
+            x = self.train_x[index[step]]
+            if augmentation is not None:
+                dy, dx, flips = (a[step] for a in augmentation)
+                x = hflip_where(crop_with_offsets(x, dy, dx, AUGMENT_PAD, self.pad_fill), flips)
+            y = self.train_y[index[step]]
+            yield (x.view(members, batch_size, *x.shape[1:]).transpose(0, 1),
+                   y.view(members, batch_size).transpose(0, 1))
 
     def _iterate_train(
         self,

@@ -129,7 +129,8 @@ def _sweep(args: argparse.Namespace) -> int:
                            data_root=args.data_root, device=args.device,
                            max_ensemble=args.max_ensemble,
                            max_step_examples=args.max_step_examples, method=args.method,
-                           threads=args.threads, progress=not args.quiet)
+                           threads=args.threads, progress=not args.quiet,
+                           pack_seeds=args.pack_seeds)
     except (StudyError, RecordError, DataError) as error:
         print(f"smallbatch sweep: error: {error}", file=sys.stderr)
         return 2
@@ -262,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
                               help="most examples per step of a whole ensemble, K x m "
                                    "(default: smallbatch.studies.MAX_STEP_EXAMPLES, sized on a "
                                    "2-core CPU; benchmarks/ensemble_cap.py measures others)")
+    sweep_parser.add_argument("--pack-seeds", action="store_true",
+                              help="train a learning-rate column's seeds in one lock-step "
+                                   "ensemble, each member with its own seed's weights and "
+                                   "batches (benchmarks/seed_ensembles.py measures the gain)")
     sweep_parser.add_argument("--method", default="auto", choices=METHODS,
                               help="lock-step implementation (default auto)")
     sweep_parser.add_argument("--data-root", default=None)

@@ -124,8 +124,11 @@ def test_every_reference_is_taken_from_references_bib(cff):
     for ref in cff["references"]:
         entry = by_title.get(ref["title"])
         assert entry is not None, f"{ref['title']!r} is not in book/references.bib"
-        assert [(a["family-names"], a["given-names"]) for a in ref["authors"]] == [
-            (text(" ".join(p.last_names)), text(" ".join(p.first_names)))
+        # an entity author ({"name": ...}) is one braced last name in BibTeX; a person's
+        # given names include any middle names ("George E.")
+        assert [(a["name"], "") if "name" in a else (a["family-names"], a["given-names"])
+                for a in ref["authors"]] == [
+            (text(" ".join(p.last_names)), text(" ".join(p.first_names + p.middle_names)))
             for p in entry.persons["author"]]
         assert str(ref["year"]) == entry.fields["year"]
         ids = [i["value"].removeprefix("arXiv:") for i in ref.get("identifiers", [])]

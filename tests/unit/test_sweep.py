@@ -98,6 +98,45 @@ def test_ensemble_groups_share_everything_but_the_optimiser():
     assert sorted(len(g) for g in capped) == [2, 2, 2, 2, 4, 4]
 
 
+def test_packed_seeds_keep_a_learning_rate_column_together():
+    study = tiny(grid={"batch_size": [8, 32], "base_lr": {"pow2": [-9, -7]},
+                       "seed": [0, 1, 2]})
+    groups = ensemble_groups(study.trials(), max_size=16, max_step_examples=10**6,
+                             pack_seeds=True)
+    assert sorted(len(g) for g in groups) == [9, 9]  # one per m: 3 learning rates x 3 seeds
+    for group in groups:
+        assert len({c.batch_size for c in group}) == 1
+        assert [c.seed for c in group] == [0, 1, 2] * 3  # column by column, seeds together
+    # split at 6 members: two whole columns, then the last one, never a column cut
+    split = ensemble_groups(study.trials(), max_size=6, max_step_examples=10**6,
+                            pack_seeds=True)
+    assert sorted(len(g) for g in split) == [3, 3, 6, 6]
+    for group in split:
+        lrs = [c.base_lr for c in group]
+        assert all(lrs.count(lr) == 3 for lr in lrs)
+    assert seed_major(split) == split  # every packed group holds seed 0
+    unpacked = ensemble_groups(study.trials(), max_size=16, max_step_examples=10**6)
+    assert all(len({c.seed for c in g}) == 1 for g in unpacked) and len(unpacked) == 6
+
+
+def test_a_packed_sweep_stores_what_an_unpacked_one_does(tmp_path):
+    """pack_seeds changes how trials are grouped, not what each one computes: the stored
+    records of a packed sweep equal those of seed-by-seed ensembles (float32 rounding)."""
+    study = tiny(grid={"batch_size": [8], "base_lr": {"pow2": [-9, -8]}, "seed": [0, 1]})
+    packed = run_study(study, results_dir=tmp_path / "packed", progress=False,
+                       pack_seeds=True)
+    plain = run_study(study, results_dir=tmp_path / "plain", progress=False)
+    assert packed.trained == plain.trained == 4
+    a = load_records(tmp_path / "packed").results
+    b = load_records(tmp_path / "plain").results
+    assert set(a) == set(b)
+    for digest in a:
+        assert a[digest].provenance["ensemble_size"] == 4
+        assert b[digest].provenance["ensemble_size"] == 2
+        for x, y in zip(a[digest].epochs, b[digest].epochs):
+            assert x.train_loss == pytest.approx(y.train_loss, rel=1e-3)
+
+
 def test_sweeps_train_seed_by_seed():
     study = tiny(grid={"batch_size": [8, 32, 128], "base_lr": {"pow2": [-9, -8]},
                        "seed": [0, 1]})

@@ -8,8 +8,9 @@ killed sweep loses no finished trial, and rerunning it creates no duplicate (rec
 keyed by config hash and written atomically). Trials that differ only in optimiser
 settings (the learning rate, its schedule and scaling, weight decay) and share everything
 else (the seed included) train together as one lock-step ensemble on the same batch
-sequence (:mod:`smallbatch.ensemble`). Ensembles run seed by seed (the whole grid with the
-first seed, then the next).
+sequence (:mod:`smallbatch.ensemble`); with ``pack_seeds`` a column's seeds join them,
+each member with its own seed's weights and batches. Ensembles run seed by seed (the
+whole grid with the first seed, then the next).
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ __all__ = ["EXECUTORS", "MAX_STEP_EXAMPLES", "SweepReport", "ensemble_groups", "
 EXECUTORS = ("inline", "processes", "dask")
 
 
-def _ensemble_key(config: TrainConfig) -> tuple:
+def _ensemble_key(config: TrainConfig, fields: Sequence[str] = OPTIMISER_FIELDS) -> tuple:
+    """What members of one ensemble share: every field but ``fields``."""
     values = config.to_dict()
-    return tuple((k, str(v)) for k, v in sorted(values.items()) if k not in OPTIMISER_FIELDS)
+    return tuple((k, str(v)) for k, v in sorted(values.items()) if k not in fields)
 
 
 # Examples per step of a whole ensemble (K * m) beyond which it is split. Lock-step pays
@@ -46,15 +48,28 @@ MAX_STEP_EXAMPLES = 64
 
 
 def ensemble_groups(configs: Sequence[TrainConfig], max_size: int = 16,
-                    max_step_examples: int = MAX_STEP_EXAMPLES) -> list[list[TrainConfig]]:
-    """Split trials into lock-step ensembles: same everything but the optimiser fields, at
-    most ``max_size`` members and (for m > max_step_examples / max_size) at most
-    ``max_step_examples // m`` members, never fewer than one. Order of first appearance."""
+                    max_step_examples: int = MAX_STEP_EXAMPLES, *,
+                    pack_seeds: bool = False) -> list[list[TrainConfig]]:
+    """Split trials into lock-step ensembles: same everything but the optimiser fields (and
+    with ``pack_seeds`` the seed), at most ``max_size`` members and (for m >
+    max_step_examples / max_size) at most ``max_step_examples // m`` members, never fewer
+    than one. Order of first appearance; with ``pack_seeds`` a key's trials are ordered
+    learning-rate column by column (the optimiser settings' first appearance), each
+    column's seeds together, so a split ensemble keeps a column's seeds in one piece."""
     if max_size < 1:
         raise StudyError(f"max ensemble size must be >= 1, got {max_size}")
+    from ..ensemble import MEMBER_FIELDS
+
     by_key: dict[tuple, list[TrainConfig]] = {}
     for config in configs:
-        by_key.setdefault(_ensemble_key(config), []).append(config)
+        key = _ensemble_key(config, MEMBER_FIELDS if pack_seeds else OPTIMISER_FIELDS)
+        by_key.setdefault(key, []).append(config)
+    if pack_seeds:
+        for key, members in by_key.items():
+            column: dict[tuple, int] = {}
+            for config in members:
+                column.setdefault(_optimiser_key(config), len(column))
+            members.sort(key=lambda c: (column[_optimiser_key(c)], c.seed))
     groups = []
     for members in by_key.values():
         size = min(max_size, max(1, max_step_examples // members[0].batch_size))
@@ -63,11 +78,17 @@ def ensemble_groups(configs: Sequence[TrainConfig], max_size: int = 16,
     return groups
 
 
+def _optimiser_key(config: TrainConfig) -> tuple:
+    values = config.to_dict()
+    return tuple((k, str(values[k])) for k in OPTIMISER_FIELDS)
+
+
 def seed_major(groups: list[list[TrainConfig]]) -> list[list[TrainConfig]]:
     """The order a sweep trains its ensembles in: seed by seed (stable otherwise), so that a
     sweep cut short has covered every point of the grid with its first seeds, rather than
-    some batch sizes with all seeds and the others not at all. An ensemble has one seed."""
-    return sorted(groups, key=lambda group: group[0].seed)
+    some batch sizes with all seeds and the others not at all. An ensemble of packed seeds
+    (``ensemble_groups(pack_seeds=True)``) goes with its smallest seed."""
+    return sorted(groups, key=lambda group: min(c.seed for c in group))
 
 
 # ------------------------------------------------------------------------------ execution
@@ -247,7 +268,8 @@ def run_study(study: Study, *, results_dir: str | os.PathLike | None = None,
               executor: str = "inline", workers: int = 2, scheduler: str | None = None,
               data_root=None, device: str = "auto", max_ensemble: int = 16,
               max_step_examples: int = MAX_STEP_EXAMPLES, method: str = "auto",
-              threads: int | None = None, progress: bool = True) -> SweepReport:
+              threads: int | None = None, progress: bool = True,
+              pack_seeds: bool = False) -> SweepReport:
     """Train every trial of ``study`` that has no stored result, storing each as it ends.
 
     Args:
@@ -259,6 +281,9 @@ def run_study(study: Study, *, results_dir: str | os.PathLike | None = None,
         method: the ensemble implementation ("auto", "grouped", "vmap").
         threads: torch threads per task (default: the CPU count / workers for local
             processes; torch's default in-process; the workers' own on a Dask scheduler).
+        pack_seeds: put a learning-rate column's seeds into one ensemble (each member with
+            its own seed's weights and batches): more members per ensemble where the
+            grid's columns are short (see :func:`ensemble_groups`).
 
     A stored "complete" or "diverged" record counts as done; a "failed" one is retried.
     """
@@ -276,7 +301,8 @@ def run_study(study: Study, *, results_dir: str | os.PathLike | None = None,
     missing = [c for c in trials if config_hash(c) not in done]
     report = SweepReport(study.name, study.scale, directory, total=len(trials),
                          already_stored=len(trials) - len(missing))
-    groups = seed_major(ensemble_groups(missing, max_ensemble, max_step_examples))
+    groups = seed_major(ensemble_groups(missing, max_ensemble, max_step_examples,
+                                        pack_seeds=pack_seeds))
 
     def examples(config: TrainConfig) -> int:
         return training_examples(config) or 0

@@ -102,12 +102,16 @@ def _train(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     from .store import RecordError
     from .data import DataError
-    from .studies import (MAX_STEP_EXAMPLES, StudyError, calibrate_rates, dry_run, load_study,
-                        run_study)
+    from .studies import (StudyError, calibrate_rates, dry_run, ensemble_limits, load_study,
+                          run_study)
 
-    if args.max_step_examples is None:
-        args.max_step_examples = MAX_STEP_EXAMPLES
     try:
+        # the caps this device gets unless given (studies.ENSEMBLE_LIMITS)
+        members, examples = ensemble_limits("cpu" if args.scheduler else args.device)
+        if args.max_ensemble is None:
+            args.max_ensemble = members
+        if args.max_step_examples is None:
+            args.max_step_examples = examples
         if args.max_step_examples < 1:
             raise StudyError(f"--max-step-examples must be at least 1, got "
                              f"{args.max_step_examples}")
@@ -130,7 +134,7 @@ def _sweep(args: argparse.Namespace) -> int:
                            max_ensemble=args.max_ensemble,
                            max_step_examples=args.max_step_examples, method=args.method,
                            threads=args.threads, progress=not args.quiet,
-                           pack_seeds=args.pack_seeds)
+                           pack_seeds=args.pack_seeds, step_mode=args.step_mode)
     except (StudyError, RecordError, DataError) as error:
         print(f"smallbatch sweep: error: {error}", file=sys.stderr)
         return 2
@@ -216,7 +220,7 @@ def _add_study_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .ensemble import METHODS
+    from .ensemble import METHODS, STEP_MODES
     from .studies.run import EXECUTORS
 
     parser = argparse.ArgumentParser(
@@ -257,16 +261,22 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                               help="a running Dask scheduler, e.g. tcp://host:8786 "
                                    "(implies --executor dask)")
-    sweep_parser.add_argument("--max-ensemble", type=int, default=16,
-                              help="most trials per lock-step ensemble (default 16)")
+    sweep_parser.add_argument("--max-ensemble", type=int, default=None,
+                              help="most trials per lock-step ensemble (default: the "
+                                   "device's, smallbatch.studies.ENSEMBLE_LIMITS: 16 on CPU, "
+                                   "512 on CUDA)")
     sweep_parser.add_argument("--max-step-examples", type=int, default=None, metavar="N",
                               help="most examples per step of a whole ensemble, K x m "
-                                   "(default: smallbatch.studies.MAX_STEP_EXAMPLES, sized on a "
-                                   "2-core CPU; benchmarks/ensemble_cap.py measures others)")
+                                   "(default: the device's, smallbatch.studies.ENSEMBLE_LIMITS: "
+                                   "64 on CPU, sized on a 2-core CPU; 1,024 on CUDA; "
+                                   "benchmarks/ensemble_cap.py measures others)")
     sweep_parser.add_argument("--pack-seeds", action="store_true",
                               help="train a learning-rate column's seeds in one lock-step "
                                    "ensemble, each member with its own seed's weights and "
                                    "batches (benchmarks/seed_ensembles.py measures the gain)")
+    sweep_parser.add_argument("--step-mode", default="auto", choices=STEP_MODES,
+                              help="how a step is driven: graph = captured as a CUDA graph "
+                                   "(default auto: batch iterators; see train_ensemble)")
     sweep_parser.add_argument("--method", default="auto", choices=METHODS,
                               help="lock-step implementation (default auto)")
     sweep_parser.add_argument("--data-root", default=None)

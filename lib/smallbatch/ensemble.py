@@ -50,6 +50,7 @@ __all__ = [
     "OPTIMISER_FIELDS",
     "MEMBER_FIELDS",
     "METHODS",
+    "STEP_MODES",
     "UnsupportedModelError",
     "check_compatible",
     "GroupedLinear",
@@ -69,6 +70,8 @@ OPTIMISER_FIELDS: tuple[str, ...] = (
 # has its own initial weights, batch order and augmentation).
 MEMBER_FIELDS: tuple[str, ...] = OPTIMISER_FIELDS + ("seed",)
 METHODS: tuple[str, ...] = ("auto", "grouped", "vmap")
+# How train_ensemble drives a step (see there).
+STEP_MODES: tuple[str, ...] = ("auto", "batches", "device", "graph")
 
 
 class UnsupportedModelError(ConfigError):
@@ -489,6 +492,167 @@ class LockstepEnsemble:
 # ----------------------------------------------------------------------- the trainer
 
 
+class _BatchSteps:
+    """Steps fed by the data set's batch iterators (any :class:`ImageData`)."""
+
+    def __init__(self, ensemble: LockstepEnsemble, data: ImageData, config: TrainConfig,
+                 generators: list[torch.Generator], shared_input: bool, dtype):
+        self.ensemble, self.data, self.config = ensemble, data, config
+        self.generators, self.shared_input = generators, shared_input
+        device, members = ensemble.parameters[0].device, ensemble.members
+        self.epoch_loss = torch.zeros(members, device=device, dtype=dtype)
+        self.window_loss = torch.zeros(members, device=device, dtype=dtype)
+        self.epoch_correct = torch.zeros(members, device=device, dtype=torch.long)
+
+    def start_epoch(self, lr_table: Tensor, decay_table: Tensor | None) -> None:
+        self.lr, self.decay, self.position = lr_table, decay_table, 0
+        for total in (self.epoch_loss, self.window_loss, self.epoch_correct):
+            total.zero_()
+        config = self.config
+        if self.shared_input:
+            self.batches = self.data.train_batches(
+                config.batch_size, generator=self.generators[0], augment=config.augment)
+        else:
+            self.batches = self.data.member_batches(
+                config.batch_size, generators=self.generators, augment=config.augment)
+
+    def step(self) -> None:
+        x, y = next(self.batches)
+        i = self.position
+        losses, logits = self.ensemble.sgd_step(
+            x, y, self.lr[i], None if self.decay is None else self.decay[i])
+        self.epoch_loss += losses
+        self.window_loss += losses
+        self.epoch_correct += (logits.argmax(dim=2) == self.ensemble._targets(y)).sum(dim=0)
+        self.position += 1
+
+    def mask(self, from_step: int, members: list[int]) -> None:
+        self.lr[from_step:, members] = 0.0
+        if self.decay is not None:
+            self.decay[from_step:, members] = 1.0
+
+
+class _DeviceSteps:
+    """Steps that never wait for the host: everything a step reads is on the device.
+
+    Per epoch, one copy each puts the members' example indices and augmentation draws
+    (:meth:`TensorImageData.epoch_draws`), learning rates and decay factors into
+    fixed buffers. A step reads its row through a device counter (``index_select``),
+    gathers the batch from the on-device training tensor, takes the SGD step, adds to the
+    running sums and advances the counter: the same tensors every step, so on CUDA the
+    whole step can be captured once as a graph (``graph=True``) and replayed.
+    """
+
+    WARMUP = 3  # eager steps before the capture (cuDNN and the allocator settle)
+
+    def __init__(self, ensemble: LockstepEnsemble, data, config: TrainConfig,
+                 generators: list[torch.Generator], shared_input: bool, dtype, steps: int,
+                 any_decay: bool, graph: bool):
+        self.ensemble, self.data, self.config = ensemble, data, config
+        self.generators, self.shared_input = generators, shared_input
+        device, members = ensemble.parameters[0].device, ensemble.members
+        draws = 1 if shared_input else members
+        width = draws * config.batch_size
+        self.index = torch.zeros((steps, width), dtype=torch.long, device=device)
+        self.augmentation = None
+        if config.augment:
+            self.augmentation = (torch.zeros_like(self.index), torch.zeros_like(self.index),
+                                 torch.zeros((steps, width), dtype=torch.bool, device=device))
+        self.fill = data.pad_fill if config.augment else None
+        self.lr = torch.zeros((steps, members), dtype=dtype, device=device)
+        self.decay = torch.ones_like(self.lr) if any_decay else None
+        self.counter = torch.zeros(1, dtype=torch.long, device=device)
+        self.epoch_loss = torch.zeros(members, device=device, dtype=dtype)
+        self.window_loss = torch.zeros(members, device=device, dtype=dtype)
+        self.epoch_correct = torch.zeros(members, device=device, dtype=torch.long)
+        self.graph = graph
+        self._captured = None
+        self._eager_steps = 0
+
+    def start_epoch(self, lr_table: Tensor, decay_table: Tensor | None) -> None:
+        generators = self.generators[:1] if self.shared_input else self.generators
+        index, augmentation = self.data.epoch_draws(self.config.batch_size, generators,
+                                                    self.config.augment)
+        self.index.copy_(index)
+        if augmentation is not None:
+            for buffer, values in zip(self.augmentation, augmentation):
+                buffer.copy_(values)
+        self.lr.copy_(lr_table)
+        if self.decay is not None:
+            self.decay.copy_(decay_table)
+        for total in (self.counter, self.epoch_loss, self.window_loss, self.epoch_correct):
+            total.zero_()
+
+    def _body(self) -> None:
+        i = self.counter
+        rows = None
+        if self.augmentation is not None:
+            rows = tuple(a.index_select(0, i).view(-1) for a in self.augmentation)
+        x, y = self.data.gather(self.index.index_select(0, i).view(-1), rows, self.fill)
+        if not self.shared_input:  # member after member -> (B, K, ...)
+            members = self.ensemble.members
+            x = x.view(members, -1, *x.shape[1:]).transpose(0, 1)
+            y = y.view(members, -1).transpose(0, 1)
+        decay = None if self.decay is None else self.decay.index_select(0, i).view(-1)
+        losses, logits = self.ensemble.sgd_step(x, y, self.lr.index_select(0, i).view(-1),
+                                                decay)
+        self.epoch_loss += losses
+        self.window_loss += losses
+        self.epoch_correct += (logits.argmax(dim=2) == self.ensemble._targets(y)).sum(dim=0)
+        self.counter += 1
+
+    def step(self) -> None:
+        if not self.graph:
+            self._body()
+            return
+        if self._captured is not None:
+            self._captured.replay()
+            return
+        if self._eager_steps < self.WARMUP:  # real steps, on a side stream
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                self._body()
+            torch.cuda.current_stream().wait_stream(stream)
+            self._eager_steps += 1
+            return
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):  # recorded, not run: the replay below runs it
+            self._body()
+        self._captured = graph
+        graph.replay()
+
+    def mask(self, from_step: int, members: list[int]) -> None:
+        self.lr[from_step:, members] = 0.0
+        if self.decay is not None:
+            self.decay[from_step:, members] = 1.0
+
+
+def _make_stepper(mode: str, ensemble: LockstepEnsemble, data: ImageData, config: TrainConfig,
+                  generators: list[torch.Generator], *, shared_input: bool, steps: int,
+                  dtype, any_decay: bool):
+    """The stepper for ``mode`` (see :func:`train_ensemble`'s ``step_mode``)."""
+    device = ensemble.parameters[0].device
+    in_memory = hasattr(data, "epoch_draws")
+    if mode == "auto":
+        # The captured step is tested for equality and for syncs on CUDA where a GPU is
+        # present, but its speed has not been measured yet (benchmarks/small_batch_cuda.py
+        # does): until it is, "auto" keeps the batch iterators everywhere.
+        mode = "batches"
+    if mode == "batches":
+        return _BatchSteps(ensemble, data, config, generators, shared_input, dtype)
+    if not in_memory:
+        raise ConfigError(f"step mode {mode!r} needs a data set held in memory on the "
+                          f"device ({type(data).__name__} streams from disk); use "
+                          "step_mode='batches'")
+    if mode == "graph" and device.type != "cuda":
+        raise ConfigError(f"step mode 'graph' captures the step as a CUDA graph; the device "
+                          f"is {device}. Use 'device' (the same step, not captured) or "
+                          "'batches'")
+    return _DeviceSteps(ensemble, data, config, generators, shared_input, dtype, steps,
+                        any_decay, graph=mode == "graph")
+
+
 def _build_ensemble(models: list[nn.Module], method: str,
                     channels_last: bool) -> LockstepEnsemble:
     if method == "auto":
@@ -506,7 +670,8 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
                    data_root=None, download: bool = False,
                    device: str | torch.device = "auto", progress: bool = True,
                    check_every: int = 20, method: str = "auto",
-                   channels_last: bool | None = None) -> list[TrainResult]:
+                   channels_last: bool | None = None,
+                   step_mode: str = "auto") -> list[TrainResult]:
     """Train K runs in lock-step as one batched computation; one TrainResult per config.
 
     Member k's result equals ``train(configs[k])`` up to float rounding (same fields;
@@ -523,6 +688,13 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
             :func:`smallbatch.train.train`.
         method: "grouped", "vmap" or "auto" (grouped where the model supports it, else
             vmap, which ran at 0.67-0.82 of grouped's speed on 2 CPU cores).
+        step_mode: how a step is driven (:data:`STEP_MODES`). "batches": the data set's
+            batch iterators (any data set). "device": the epoch's draws, learning rates
+            and running sums held on the device and a step that reads its position from a
+            device counter: nothing in it waits for the host (an in-memory data set).
+            "graph": that step captured once in a CUDA graph and replayed (CUDA only).
+            "auto": "batches" (until the captured step's speed is measured on a GPU).
+            Every mode computes the same run; the host syncs once per check window.
 
     When it pays (ResNet-8, 2 CPU cores, 2 threads, training images/s against K
     sequential train() runs): 3.1-3.5x at m=2, 1.3x at m=8, 1.1x at m=32, but 0.83x at
@@ -542,6 +714,9 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
     if method not in METHODS:
         raise ConfigError(f"unknown ensemble method {method!r}; choose one of: "
                           f"{', '.join(METHODS)}")
+    if step_mode not in STEP_MODES:
+        raise ConfigError(f"unknown step mode {step_mode!r}; choose one of: "
+                          f"{', '.join(STEP_MODES)}")
     shared = configs[0]
     members = len(configs)
     # Exactly train()'s set-up: member k starts from the weights train(configs[k]) starts
@@ -563,7 +738,6 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
     # One seed: one batch sequence for all (the shared input). Several: each member draws
     # its own, from a generator seeded as train()'s is.
     generators = [torch.Generator().manual_seed(config.seed) for config in configs]
-    generator = generators[0]
 
     batch_size = shared.batch_size
     steps_per_epoch = data.steps_per_epoch(batch_size)
@@ -585,6 +759,9 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
     step = 0
     start = time.perf_counter()
     ensemble.train()
+    stepper = _make_stepper(step_mode, ensemble, data, shared, generators,
+                            shared_input=len(seeds) == 1, steps=steps_per_epoch,
+                            dtype=dtype, any_decay=any_decay)
     for epoch in range(1, shared.num_epochs + 1):
         # This epoch's per-member LR and decay factor of every step, computed once on the
         # host in float64 (as train() does per step) and moved to the device in one copy.
@@ -597,33 +774,21 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
             decay_table = (1 - lr_table * torch.tensor(decay_rates, dtype=torch.float64))
             decay_table = decay_table.to(device=device, dtype=dtype)
         lr_table = lr_table.to(device=device, dtype=dtype)
-        epoch_loss = torch.zeros(members, device=device, dtype=dtype)
-        epoch_correct = torch.zeros(members, device=device, dtype=torch.long)
-        window_loss = torch.zeros(members, device=device, dtype=dtype)
+        stepper.start_epoch(lr_table, decay_table)
         window_steps = 0
         epoch_steps = 0
-        if len(seeds) == 1:
-            batches = data.train_batches(batch_size, generator=generator,
-                                         augment=shared.augment)
-        else:
-            batches = data.member_batches(batch_size, generators=generators,
-                                          augment=shared.augment)
-        for x, y in batches:
-            losses, logits = ensemble.sgd_step(
-                x, y, lr_table[epoch_steps],
-                None if decay_table is None else decay_table[epoch_steps])
+        for _ in range(steps_per_epoch):
+            stepper.step()
             step += 1
             epoch_steps += 1
-            epoch_loss += losses
-            window_loss += losses
-            epoch_correct += (logits.argmax(dim=2) == ensemble._targets(y)).sum(dim=0)
             window_steps += 1
             if window_steps == check_every or epoch_steps == steps_per_epoch:
-                window_means = [value / window_steps for value in window_loss.tolist()]
+                # the one host sync of a check window
+                window_means = [value / window_steps for value in stepper.window_loss.tolist()]
                 bar.update(window_steps)
                 live = [mean for mean, alive in zip(window_means, active) if alive]
                 bar.set_postfix(loss=f"{min(live):.3f}", live=len(live), refresh=False)
-                window_loss.zero_()
+                stepper.window_loss.zero_()
                 window_steps = 0
                 newly = [k for k in range(members)
                          if active[k] and has_diverged(window_means[k], threshold)]
@@ -633,16 +798,14 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
                         active[k] = False
                         diverged[k] = (epoch, step, now)
                         ensemble.zero_member_(k)
-                    lr_table[epoch_steps:, newly] = 0.0  # masked from the loss from now on
-                    if decay_table is not None:
-                        decay_table[epoch_steps:, newly] = 1.0
+                    stepper.mask(epoch_steps, newly)  # out of the loss from now on
                     if not any(active):
                         break
         if not any(active):
             break
         test_losses, test_accuracies = ensemble.evaluate(data, shared.eval_batch_size)
-        train_losses = epoch_loss.tolist()
-        train_correct = epoch_correct.tolist()
+        train_losses = stepper.epoch_loss.tolist()
+        train_correct = stepper.epoch_correct.tolist()
         wall_time = time.perf_counter() - start
         for k in range(members):
             if not active[k]:

@@ -139,6 +139,75 @@ def test_members_with_their_own_seeds_reproduce_train_in_float64(case, method, d
     assert len({r.epochs[0].train_loss for r in results}) == len(configs)
 
 
+@pytest.mark.parametrize("seeded", [False, True], ids=["one seed", "four seeds"])
+def test_the_device_resident_step_computes_the_same_runs_in_float64(seeded, data64, float64):
+    """step_mode="device" (the step CUDA captures as a graph, here run uncaptured): the
+    epoch's draws, learning rates and sums on the device, the position read from a device
+    counter. Member k still equals train(configs[k])."""
+    configs = seeded_members(BASE) if seeded else members(BASE)[:3]
+    results = train_ensemble(configs, data=data64, progress=False, method="grouped",
+                             step_mode="device")
+    for result, config in zip(results, configs):
+        assert_same_run(result, reference(config, data64), rtol=1e-9)
+
+
+def test_step_modes_are_checked(data32):
+    with pytest.raises(ConfigError, match="captures the step as a CUDA graph; the device is cpu"):
+        train_ensemble([BASE], data=data32, progress=False, step_mode="graph", device="cpu")
+    with pytest.raises(ConfigError, match="unknown step mode 'fast'"):
+        train_ensemble([BASE], data=data32, progress=False, step_mode="fast")
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@cuda
+@pytest.mark.parametrize("seeded", [False, True], ids=["one seed", "four seeds"])
+def test_the_captured_step_trains_what_the_uncaptured_one_does_on_cuda(seeded):
+    """On CUDA, step_mode="graph" replays one captured step (gather, forward, backward,
+    SGD update, sums) and computes what the batch-by-batch loop computes (float32: the
+    same kernels, so equal up to cuDNN's own run-to-run rounding)."""
+    data = load_data("synthetic", train_subset=128, test_subset=100, device="cuda")
+    configs = (seeded_members if seeded else members)(BASE)
+    graph = train_ensemble(configs, data=data, device="cuda", progress=False,
+                           step_mode="graph")
+    loop = train_ensemble(configs, data=data, device="cuda", progress=False,
+                          step_mode="batches")
+    for a, b in zip(graph, loop):
+        assert_same_run(a, b, rtol=1e-4, accuracy_slack=0.02)
+
+
+@cuda
+def test_the_captured_step_never_waits_for_the_host():
+    """Between two check windows nothing syncs: the replayed step, run under CUDA's sync
+    debug mode set to raise, raises nothing."""
+    from smallbatch.ensemble import _make_stepper
+
+    data = load_data("synthetic", train_subset=128, test_subset=100, device="cuda")
+    configs = seeded_members(BASE)
+    models = []
+    for config in configs:
+        torch.manual_seed(config.seed)
+        models.append(build_model("resnet8", in_channels=1, num_classes=10).cuda())
+    ensemble = LockstepEnsemble(models)
+    gens = [torch.Generator().manual_seed(c.seed) for c in configs]
+    steps = data.steps_per_epoch(BASE.batch_size)
+    stepper = _make_stepper("graph", ensemble, data, configs[0].replace(augment=True), gens,
+                            shared_input=False, steps=steps, dtype=torch.float32,
+                            any_decay=False)
+    stepper.start_epoch(torch.full((steps, len(configs)), 1e-3, device="cuda"), None)
+    for _ in range(5):  # warm-up and capture
+        stepper.step()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(5):
+            stepper.step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert int(stepper.counter) == 10
+
+
 def test_member_batches_are_each_members_train_batches(data32):
     """Per-member batches, gathered at once on the device, are exactly the batches each
     member's generator gives train_batches; so are those of the default (zipped) form."""

@@ -137,6 +137,20 @@ def test_a_packed_sweep_stores_what_an_unpacked_one_does(tmp_path):
             assert x.train_loss == pytest.approx(y.train_loss, rel=1e-3)
 
 
+def test_the_ensemble_caps_are_chosen_for_the_device():
+    import torch
+
+    from smallbatch.studies import ENSEMBLE_LIMITS, MAX_STEP_EXAMPLES, ensemble_limits
+
+    assert ensemble_limits("cpu") == (16, MAX_STEP_EXAMPLES)
+    members, examples = ensemble_limits(torch.device("cuda"))  # no GPU needed to ask
+    assert (members, examples) == ENSEMBLE_LIMITS["cuda"] and members >= 256
+    study = tiny(grid={"batch_size": [2], "base_lr": {"pow2": [-9, 1]}, "seed": [0, 1, 2]})
+    on_cuda = ensemble_groups(study.trials(), members, examples, pack_seeds=True)
+    assert [len(g) for g in on_cuda] == [33]  # the whole m = 2 column and its seeds at once
+    assert max(len(g) for g in ensemble_groups(study.trials(), *ensemble_limits("cpu"))) == 11
+
+
 def test_sweeps_train_seed_by_seed():
     study = tiny(grid={"batch_size": [8, 32, 128], "base_lr": {"pow2": [-9, -8]},
                        "seed": [0, 1]})

@@ -319,31 +319,31 @@ class TensorImageData(ImageData):
             augmentation = (dy.to(self.device), dx.to(self.device), flips.to(self.device), self.pad_fill)
         return self._iterate_train(batch_size, num_steps, permutation, augmentation)
 
-    def member_batches(
-        self, batch_size: int, *, generators: Sequence[torch.Generator], augment: bool
-    ) -> Iterator[tuple[Tensor, Tensor]]:
-        """K members' batches; see :meth:`ImageData.member_batches`.
+    def epoch_draws(
+        self, batch_size: int, generators: Sequence[torch.Generator], augment: bool
+    ) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor] | None]:
+        """One epoch's random draws of K members, on the device, laid out by step.
 
-        Each member's epoch is drawn from its generator in :meth:`train_batches`'s order
-        (permutation, then crop offsets and flips); the K draws are stacked and moved to
-        the device once per epoch. Every step then gathers all K * B examples from
-        ``train_x`` in one indexing operation, crops and flips them per example, and
-        views them as (B, K, C, H, W): no host work and no host-device copy per step.
+        Member k's epoch is drawn from ``generators[k]`` exactly as :meth:`train_batches`
+        draws it (the permutation, then the crop offsets dy and dx and the flips). Returns
+        ``index`` (steps, K * B), row s holding step s's example indices member after
+        member, and, when augmenting, (dy, dx, flips) in the same layout; one host to
+        device copy each, per epoch.
         """
         batch_size = _train_batch_size(batch_size, self.num_train)
         if not generators:
-            raise DataError("member_batches needs one generator per member, got none")
+            raise DataError("one generator per member is needed, got none")
         for generator in generators:
             _check_generator(generator)
         num_steps = self.num_train // batch_size
         used = num_steps * batch_size
+        members = len(generators)
         permutations, offsets = [], []
         for generator in generators:
             permutations.append(torch.randperm(self.num_train, generator=generator)[:used])
             if augment:
                 offsets.append(_draw_crop_flip(used, generator, AUGMENT_PAD))
-        members = len(generators)
-        # (steps, K * B): row s holds step s's examples, member by member
+
         def by_step(draws: list[Tensor]) -> Tensor:
             return (torch.stack(draws).view(members, num_steps, batch_size)
                     .transpose(0, 1).reshape(num_steps, members * batch_size).to(self.device))
@@ -352,14 +352,37 @@ class TensorImageData(ImageData):
         augmentation = None
         if augment:
             augmentation = tuple(by_step([o[i] for o in offsets]) for i in range(3))
-        for step in range(num_steps):
-            x = self.train_x[index[step]]
-            if augmentation is not None:
-                dy, dx, flips = (a[step] for a in augmentation)
-                x = hflip_where(crop_with_offsets(x, dy, dx, AUGMENT_PAD, self.pad_fill), flips)
-            y = self.train_y[index[step]]
-            yield (x.view(members, batch_size, *x.shape[1:]).transpose(0, 1),
-                   y.view(members, batch_size).transpose(0, 1))
+        return index, augmentation
+
+    def gather(self, index: Tensor, augmentation: tuple[Tensor, Tensor, Tensor] | None = None,
+               fill: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The training examples ``index`` (n,), cropped and flipped per example by
+        ``augmentation`` (dy, dx, flips, each (n,)) when given: (x (n, C, H, W), y (n,)).
+        Device operations only: nothing waits for the host (``fill``: the padding value,
+        default :attr:`pad_fill`; pass it to avoid recomputing it)."""
+        x = self.train_x.index_select(0, index)
+        if augmentation is not None:
+            dy, dx, flips = augmentation
+            fill = self.pad_fill if fill is None else fill
+            x = hflip_where(crop_with_offsets(x, dy, dx, AUGMENT_PAD, fill), flips)
+        return x, self.train_y.index_select(0, index)
+
+    def member_batches(
+        self, batch_size: int, *, generators: Sequence[torch.Generator], augment: bool
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """K members' batches; see :meth:`ImageData.member_batches`.
+
+        The epoch is drawn once (:meth:`epoch_draws`); every step then gathers all K * B
+        examples from ``train_x`` in one indexing operation (:meth:`gather`) and views
+        them as (B, K, C, H, W): no host work and no host-device copy per step.
+        """
+        index, augmentation = self.epoch_draws(batch_size, generators, augment)
+        members, fill = len(generators), self.pad_fill
+        for step in range(index.shape[0]):
+            rows = None if augmentation is None else tuple(a[step] for a in augmentation)
+            x, y = self.gather(index[step], rows, fill)
+            yield (x.view(members, -1, *x.shape[1:]).transpose(0, 1),
+                   y.view(members, -1).transpose(0, 1))
 
     def _iterate_train(
         self,

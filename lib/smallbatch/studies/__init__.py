@@ -7,8 +7,9 @@
   (in-process, local processes, Dask), resumably; the dry run and the rate calibration.
 """
 
-from .run import (EXECUTORS, MAX_STEP_EXAMPLES, SweepReport, calibrate_rates, dry_run,
-                  ensemble_groups, run_study, seed_major, train_group, train_or_load)
+from .run import (ENSEMBLE_LIMITS, EXECUTORS, MAX_STEP_EXAMPLES, SweepReport, calibrate_rates,
+                  dry_run, ensemble_groups, ensemble_limits, run_study, seed_major,
+                  train_group, train_or_load)
 from .spec import (Study, StudyError, load_study, parse_number, study_names,
                    training_examples, validate_study)
 

@@ -28,7 +28,7 @@ from ..ensemble import OPTIMISER_FIELDS
 from ..train import TrainConfig, TrainResult, config_hash
 from .spec import Study, StudyError, training_examples, validate_study
 
-__all__ = ["EXECUTORS", "MAX_STEP_EXAMPLES", "SweepReport", "ensemble_groups", "seed_major",
+__all__ = ["EXECUTORS", "MAX_STEP_EXAMPLES", "ENSEMBLE_LIMITS", "ensemble_limits", "SweepReport", "ensemble_groups", "seed_major",
            "train_group", "train_or_load", "run_study", "dry_run", "calibrate_rates"]
 
 EXECUTORS = ("inline", "processes", "dask")
@@ -45,6 +45,24 @@ def _ensemble_key(config: TrainConfig, fields: Sequence[str] = OPTIMISER_FIELDS)
 # weight gradient runs ~2x slower than K separate convolutions, so an ensemble at m = 128
 # was ~17% slower than sequential runs (benchmarks/). 64 keeps K * m in the range that pays.
 MAX_STEP_EXAMPLES = 64
+
+# The ensemble caps a sweep uses by device type when none are given: (members, examples
+# per ensemble step). CPU: measured on this project's 2-core machine (above). CUDA: on an
+# H100 a step at m <= 128 is launch-bound, and a cap of 1,024 examples per step was the
+# best or within a few percent of it at every m <= 128 of the studies measured
+# (benchmarks/results/ensemble_cap_cuda.md); members up to 512, so that with packed seeds a
+# small m fills the GPU with as many runs as the grid has.
+ENSEMBLE_LIMITS: dict[str, tuple[int, int]] = {"cpu": (16, MAX_STEP_EXAMPLES),
+                                               "cuda": (512, 1024)}
+
+
+def ensemble_limits(device) -> tuple[int, int]:
+    """(max members, max examples per step) of an ensemble on ``device`` (a device or its
+    name; "auto" resolves as training does). Unknown device types get the CPU's."""
+    from ..train import resolve_device
+
+    kind = resolve_device(device).type if isinstance(device, str) else device.type
+    return ENSEMBLE_LIMITS.get(kind, ENSEMBLE_LIMITS["cpu"])
 
 
 def ensemble_groups(configs: Sequence[TrainConfig], max_size: int = 16,
@@ -113,7 +131,7 @@ def _data_for(config: TrainConfig, data_root, device):
 
 def train_group(config_dicts: list[dict], *, data_root=None, device: str = "auto",
                 threads: int | None = None, method: str = "auto",
-                commit: str | None = None) -> list[dict]:
+                commit: str | None = None, step_mode: str = "auto") -> list[dict]:
     """Train one lock-step ensemble; runs in whichever process the executor chose.
 
     Takes and returns plain dicts so any executor can ship it. An exception becomes a
@@ -137,7 +155,7 @@ def train_group(config_dicts: list[dict], *, data_root=None, device: str = "auto
         resolved = resolve_device(device)
         data = _data_for(configs[0], data_root, resolved)
         results = train_ensemble(configs, data=data, device=resolved, progress=False,
-                                 method=method)
+                                 method=method, step_mode=step_mode)
     except Exception as error:  # recorded as "failed", retried by the next run
         message = f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=8)}"
         results = [TrainResult(config=c, status="failed", epochs=[], test_accuracy=None,
@@ -266,10 +284,10 @@ def train_or_load(config: TrainConfig, results_dir: str | os.PathLike | None, **
 
 def run_study(study: Study, *, results_dir: str | os.PathLike | None = None,
               executor: str = "inline", workers: int = 2, scheduler: str | None = None,
-              data_root=None, device: str = "auto", max_ensemble: int = 16,
-              max_step_examples: int = MAX_STEP_EXAMPLES, method: str = "auto",
+              data_root=None, device: str = "auto", max_ensemble: int | None = None,
+              max_step_examples: int | None = None, method: str = "auto",
               threads: int | None = None, progress: bool = True,
-              pack_seeds: bool = False) -> SweepReport:
+              pack_seeds: bool = False, step_mode: str = "auto") -> SweepReport:
     """Train every trial of ``study`` that has no stored result, storing each as it ends.
 
     Args:
@@ -277,13 +295,16 @@ def run_study(study: Study, *, results_dir: str | os.PathLike | None = None,
         executor: "inline" (this process), "processes" (``workers`` local processes) or
             "dask" (a LocalCluster of ``workers`` processes, or ``scheduler``'s cluster).
         max_ensemble, max_step_examples: at most this many trials per lock-step ensemble,
-            and at most max_step_examples // m of them (see :func:`ensemble_groups`).
+            and at most max_step_examples // m of them (see :func:`ensemble_groups`);
+            None: the device's (:func:`ensemble_limits`).
         method: the ensemble implementation ("auto", "grouped", "vmap").
         threads: torch threads per task (default: the CPU count / workers for local
             processes; torch's default in-process; the workers' own on a Dask scheduler).
         pack_seeds: put a learning-rate column's seeds into one ensemble (each member with
             its own seed's weights and batches): more members per ensemble where the
             grid's columns are short (see :func:`ensemble_groups`).
+        step_mode: how each ensemble's step is driven (``train_ensemble``'s step_mode;
+            "graph": captured as a CUDA graph).
 
     A stored "complete" or "diverged" record counts as done; a "failed" one is retried.
     """
@@ -301,8 +322,11 @@ def run_study(study: Study, *, results_dir: str | os.PathLike | None = None,
     missing = [c for c in trials if config_hash(c) not in done]
     report = SweepReport(study.name, study.scale, directory, total=len(trials),
                          already_stored=len(trials) - len(missing))
-    groups = seed_major(ensemble_groups(missing, max_ensemble, max_step_examples,
-                                        pack_seeds=pack_seeds))
+    default_members, default_examples = ensemble_limits("cpu" if scheduler else device)
+    groups = seed_major(ensemble_groups(
+        missing, default_members if max_ensemble is None else max_ensemble,
+        default_examples if max_step_examples is None else max_step_examples,
+        pack_seeds=pack_seeds))
 
     def examples(config: TrainConfig) -> int:
         return training_examples(config) or 0
@@ -321,7 +345,8 @@ def run_study(study: Study, *, results_dir: str | os.PathLike | None = None,
                 group = queue.pop(0)
                 future = handle.executor.submit(
                     train_group, [c.to_dict() for c in group], data_root=data_root,
-                    device=device, threads=handle.threads, method=method, commit=commit)
+                    device=device, threads=handle.threads, method=method, commit=commit,
+                    step_mode=step_mode)
                 pending[future] = group
             finished, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
             for future in finished:

@@ -31,6 +31,14 @@ SHAPES = {"cifar10": ((3, 32, 32), 10), "cifar10-jpeg": ((3, 32, 32), 10),
           "cifar100": ((3, 32, 32), 100), "fashion-mnist": ((1, 28, 28), 10)}
 
 
+def costed_as_plain_bn(study):
+    """``study`` with ghost BN taken out: its runs are costed at the plain-BN rate of their m."""
+    return dataclasses.replace(
+        study, base=study.base.replace(bn_batch_size=None),
+        blocks=tuple(tuple(axis for axis in block if axis[0] != "bn_batch_size")
+                     for block in study.blocks))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -53,10 +61,7 @@ def main() -> None:
         key = (study.base.model, study.base.batch_norm, shape, classes,
                tuple(sorted({c.batch_size for c in study.trials()})))
         if key not in rates_cache:
-            costed = dataclasses.replace(
-                study, base=study.base.replace(bn_batch_size=None),
-                blocks=tuple(tuple(axis for axis in block if axis[0] != "bn_batch_size")
-                             for block in study.blocks))
+            costed = costed_as_plain_bn(study)
             print(f"{name}: timing {study.base.model} (BN {study.base.batch_norm}) ...",
                   flush=True)
             rates_cache[key] = calibrate_rates(costed, device=str(device),

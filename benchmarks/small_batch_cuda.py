@@ -22,7 +22,6 @@ shows them.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 
@@ -36,9 +35,9 @@ from smallbatch.studies import (ENSEMBLE_LIMITS, MAX_STEP_EXAMPLES, dry_run, ens
                                 load_study, study_names)
 from smallbatch.train import prepare_device, resolve_device
 
+from full_cost import SHAPES, costed_as_plain_bn  # benchmarks/ (this script's folder)
+
 RESULTS = Path(__file__).resolve().parent / "results"
-SHAPES = {"cifar10": ((3, 32, 32), 10), "cifar10-jpeg": ((3, 32, 32), 10),
-          "cifar100": ((3, 32, 32), 100), "fashion-mnist": ((1, 28, 28), 10)}
 TODAY = {"max_size": 16, "max_step_examples": MAX_STEP_EXAMPLES, "pack_seeds": False}
 
 
@@ -139,10 +138,7 @@ def main() -> None:
         if study.base.data not in SHAPES:
             continue
         shape, classes = SHAPES[study.base.data]
-        costed = dataclasses.replace(
-            study, base=study.base.replace(bn_batch_size=None),
-            blocks=tuple(tuple(axis for axis in block if axis[0] != "bn_batch_size")
-                         for block in study.blocks))
+        costed = costed_as_plain_bn(study)
         key = (study.base.model, study.base.batch_norm, shape, classes)
         trials = costed.trials()
         rates = cache.setdefault(key, {})

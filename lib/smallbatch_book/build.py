@@ -36,13 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .render import BUILD_ENV_VAR
+from .toc import REPO_ROOT, BookBuildError, toc_documents as _toc_documents, toc_notebooks
 
 __all__ = [
     "BookBuildError", "build_book", "kernel_manager", "kernel_manager_class", "main",
     "merge_parameters", "toc_notebooks",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]  # lib/smallbatch_book/build.py -> repository
 
 # Mimetypes a static page cannot show. Widgets need a live kernel; the saved state would
 # make myst-nb load require.js and the widget manager from CDNs.
@@ -63,44 +63,11 @@ CELL_TIMEOUT_S = 1200
 REPOLL_S = 1.0
 
 
-class BookBuildError(RuntimeError):
-    """The book could not be built; the message says which notebook or step failed."""
-
-
 def _say(message: str) -> None:
     print(f"[book] {message}", flush=True)
 
 
 # --------------------------------------------------------------------------- notebooks
-
-
-def toc_notebooks(root: Path) -> list[Path]:
-    """The notebooks (``.ipynb``) listed in ``root/_toc.yml``, relative to root, in order."""
-    from sphinx_external_toc.parsing import parse_toc_yaml
-
-    site_map = parse_toc_yaml(root / "_toc.yml")
-    found = []
-    for docname in site_map:  # the root document first, then the toc's order
-        path = Path(f"{docname}.ipynb")
-        if (root / path).is_file():
-            found.append(path)
-    return found
-
-
-def _toc_documents(root: Path) -> list[Path]:
-    """Every source file (any suffix) listed in ``_toc.yml``, relative to root."""
-    from sphinx_external_toc.parsing import parse_toc_yaml
-
-    docs = []
-    for docname in parse_toc_yaml(root / "_toc.yml"):
-        matches = [
-            p for p in (root / docname).parent.glob(Path(docname).name + ".*")
-            if p.suffix in (".md", ".ipynb", ".rst")
-        ]
-        if not matches:
-            raise BookBuildError(f"_toc.yml lists {docname}, but there is no such file")
-        docs.extend(p.relative_to(root) for p in matches)
-    return docs
 
 
 def _patient_client_class():

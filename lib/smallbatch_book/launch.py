@@ -113,7 +113,7 @@ def notebook_repository(nb) -> str | None:
 
 
 def _chapters(root: Path) -> list[Path]:
-    from .build import toc_notebooks
+    from .toc import toc_notebooks
 
     return [root / rel for rel in toc_notebooks(root)]
 
@@ -188,7 +188,7 @@ def launch_config(url: str, branch: str = "main") -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .build import REPO_ROOT
+    from .toc import REPO_ROOT
 
     parser = argparse.ArgumentParser(
         prog="python -m smallbatch_book.launch",

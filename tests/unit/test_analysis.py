@@ -762,3 +762,56 @@ def test_the_equal_steps_verdict_needs_the_reference_and_a_larger_batch():
     best = _equal_steps_best([0.88, 0.9, 0.9, 0.9]).loc[[128, 256]]
     verdict, per_m = analysis.verdict_equal_steps(best, 32, 0.01)
     assert verdict.verdict == "cannot decide" and per_m == {}
+
+
+def test_seed_gaps_empty_when_every_best_and_neighbour_has_three_seeds(stored):
+    # the one missing trial, (m = 4, 2^-6, seed 2), is two octaves below m = 4's best
+    assert analysis.seed_gaps(stored.frame).empty
+
+
+def _one_seed_except(frame, keep):
+    """``frame`` with seeds 1 and 2 only at the (m, log2 eta_tilde) cells in ``keep``."""
+    cells = list(zip(frame["batch_size"], frame["log2_base_lr"]))
+    return frame[[seed == 0 or cell in keep for seed, cell in zip(frame["seed"], cells)]]
+
+
+def test_seed_gaps_follow_a_best_that_moved(stored):
+    # seeds 1-2 only where seed 0 would not put the best: m = 4 at 2^-6 and 2^-5, m = 64
+    # at 2^-5 and its neighbours. m = 4's best is then 2^-4 (seed 0 alone, 0.895) with
+    # 2^-3 above it on one seed; 2^-5 below has 3 seeds and is not named.
+    keep = {(4, -6), (4, -5), (64, -6), (64, -5), (64, -4)}
+    gaps = analysis.seed_gaps(_one_seed_except(stored.frame, keep))
+    assert list(gaps.columns) == ["batch_size", "log2_base_lr", "role", "seeds"]
+    assert gaps.to_dict("records") == [
+        {"batch_size": 4, "log2_base_lr": -4, "role": "best", "seeds": 1},
+        {"batch_size": 4, "log2_base_lr": -3, "role": "above", "seeds": 1}]
+    # a stricter requirement names the 3-seed cells too; a looser one nothing
+    assert len(analysis.seed_gaps(stored.frame, min_seeds=4)) == 6
+    assert analysis.seed_gaps(_one_seed_except(stored.frame, keep), min_seeds=1).empty
+
+
+def test_seed_gaps_at_a_window_end_and_on_a_split_axis(stored):
+    # m = 4 tried only from 2^-4 up: its best is the window's lowest value, no "below"
+    frame = stored.frame[(stored.frame["batch_size"] == 64)
+                         | (stored.frame["log2_base_lr"] >= -4)]
+    frame = _one_seed_except(frame, {(64, -6), (64, -5), (64, -4)})
+    gaps = analysis.seed_gaps(frame)
+    assert gaps[["batch_size", "log2_base_lr", "role"]].values.tolist() == [
+        [4, -4, "best"], [4, -3, "above"]]
+    # a config axis that varies (augment) makes separate curves, and a column of its own
+    both = pd.concat([frame.assign(augment=False),
+                      stored.frame.assign(augment=True)], ignore_index=True)
+    gaps = analysis.seed_gaps(both)
+    assert list(gaps.columns[:2]) == ["batch_size", "augment"]
+    assert set(gaps["augment"]) == {False}
+
+
+def test_seed_gap_grid_fills_the_gaps(stored):
+    keep = {(4, -6), (4, -5), (64, -6), (64, -5), (64, -4)}
+    frame = _one_seed_except(stored.frame, keep)
+    blocks = analysis.seed_gap_grid(analysis.seed_gaps(frame))
+    assert blocks[0] == {"batch_size": [4], "base_lr": {"pow2": [-4, -4]}, "seed": [0, 1, 2]}
+    spec = dict(SPEC, grid=blocks)
+    trials = Study.from_mapping(spec, "scaled").trials()
+    assert sorted((c.batch_size, round(math.log2(c.base_lr)), c.seed) for c in trials) == [
+        (4, -4, 0), (4, -4, 1), (4, -4, 2), (4, -3, 0), (4, -3, 1), (4, -3, 2)]

@@ -20,7 +20,7 @@ records in ``results/<study>/<scale>``: nothing is typed in by hand.
 from .cells import (MARGIN_FLOOR, NEAR_BEST, StudyData, best_per_batch, cell_columns,
                     cell_summary, compared_runs, curves_by_batch, curves_from_epochs,
                     edges_overview, edges_reached, ghost_cells, ghost_table, good_range,
-                    load_or_run, noise_margin, seed_spread,
+                    load_or_run, noise_margin, seed_gap_grid, seed_gaps, seed_spread,
                     study_data, study_label, variants, with_bn_batch)
 from .claims import (AGREES, CANNOT_DECIDE, CAVEATS, CLAIM_BN_BATCH_INDEPENDENT, CLAIM_BN_GAP,
                      CLAIM_CURVES, CLAIM_EQUAL_STEPS, CLAIM_RANGE_SHRINKS, CLAIM_SMALL_BEST,

@@ -32,7 +32,7 @@ from ..train import TrainConfig, config_hash
 __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run",
            "study_label", "cell_summary", "seed_spread", "noise_margin", "NEAR_BEST",
            "best_per_batch", "good_range", "cell_columns", "edges_reached", "edges_overview",
-           "MARGIN_FLOOR",
+           "MARGIN_FLOOR", "seed_gaps", "seed_gap_grid",
            "curves_by_batch", "curves_from_epochs", "ghost_cells", "ghost_table",
            "with_bn_batch"]
 
@@ -299,6 +299,64 @@ def edges_reached(summary: pd.DataFrame, margin: float, by=("batch_size",)) -> p
                      "inside": first["log2_base_lr"] < best["log2_base_lr"]
                      < last["log2_base_lr"]})
     return pd.DataFrame(rows).set_index(by)
+
+
+def seed_gaps(frame: pd.DataFrame, min_seeds: int = 3) -> pd.DataFrame:
+    """The cells a curve's verdicts rest on that have fewer than ``min_seeds`` seeds: on every
+    curve (one config but eta_tilde and the seed), its best eta_tilde (the highest median over
+    seeds, ties the smaller, as :func:`best_per_batch`) and the tried eta_tilde just below and
+    just above it.
+
+    One row per such cell: the curve's varying config columns (m first), ``log2_base_lr``,
+    ``role`` ("best", "below", "above") and ``seeds`` (distinct seeds stored, diverged ones
+    included). Empty when every curve has its seeds. A best moves as seeds land, so the
+    check is read again after each batch of extra seeds is stored."""
+    done = frame[frame["status"] != "failed"] if "status" in frame else frame
+    columns = ["log2_base_lr", "role", "seeds"]
+    if done.empty:
+        return pd.DataFrame(columns=["batch_size", *columns])
+    cell = [name for name in cell_columns(done) if name != "base_lr"]
+    curve = [name for name in cell if done[name].nunique(dropna=False) > 1
+             or name == "batch_size"]
+    curve = ["batch_size"] + [name for name in curve if name != "batch_size"]
+    rows = []
+    for key, runs in done.groupby(curve, dropna=False, sort=True):
+        points = (runs.groupby("log2_base_lr")
+                  .agg(seeds=("seed", "nunique"), median=("score", "median"))
+                  .sort_index())
+        best = points.sort_values(["median"], ascending=False, kind="stable").index[0]
+        order = list(points.index)
+        place = order.index(best)
+        roles = [("best", best)]
+        if place > 0:
+            roles.append(("below", order[place - 1]))
+        if place + 1 < len(order):
+            roles.append(("above", order[place + 1]))
+        for role, lr in roles:
+            seeds = int(points.loc[lr, "seeds"])
+            if seeds < min_seeds:
+                rows.append({**dict(zip(curve, key)), "log2_base_lr": int(lr), "role": role,
+                             "seeds": seeds})
+    return pd.DataFrame(rows, columns=[*curve, *columns])
+
+
+def seed_gap_grid(gaps: pd.DataFrame, seeds=(0, 1, 2)) -> list[dict]:
+    """Study grid blocks (the YAML ``grid`` entries) that fill :func:`seed_gaps`: one block
+    per gap cell, with every seed of ``seeds`` (the sweep skips those already stored)."""
+    blocks = []
+    for _, row in gaps.iterrows():
+        block = {name: [_plain(row[name])] for name in gaps.columns
+                 if name not in ("log2_base_lr", "role", "seeds")}
+        lr = int(row["log2_base_lr"])
+        block["base_lr"] = {"pow2": [lr, lr]}
+        block["seed"] = list(seeds)
+        blocks.append(block)
+    return blocks
+
+
+def _plain(value):
+    """A numpy scalar as the Python value a study YAML holds."""
+    return value.item() if hasattr(value, "item") else value
 
 
 def edges_overview(edges: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -173,13 +173,18 @@ def _print_dry_run(study, table, source: str) -> None:
     print(f"{study.name} ({study.scale}): {len(table)} trials in "
           f"{table.ensemble.nunique()} lock-step ensembles; {len(missing)} missing")
     print(table.to_string(index=False))
+    if missing.empty:
+        print(f"nothing to train: all {len(table)} trials are stored")
+        return
     examples = missing.examples.sum()
     print(f"to train: {examples:,.0f} training examples", end="")
     seconds = missing.estimated_seconds
-    if len(missing) and seconds.notna().all():
+    if seconds.notna().all():
         print(f", about {_duration(seconds.sum())} on this machine (rates: {source})")
     else:
-        print("; time unknown: no stored runs to take rates from (add --calibrate)")
+        unknown = sorted(missing.loc[seconds.isna(), "batch_size"].unique())
+        print(f"; time unknown: no stored run at m = {', '.join(map(str, unknown))} to take "
+              "a rate from (add --calibrate)")
 
 
 def _results(args: argparse.Namespace) -> int:

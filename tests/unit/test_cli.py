@@ -65,9 +65,16 @@ def test_sweep_dry_run_with_calibration_and_results_summary(tmp_path, capsys):
     assert "12 trials in" in out and "12 missing" in out
     assert "6,144 training examples, about" in out and "calibrated now" in out
     assert not list(tmp_path.glob("*.json"))  # a dry run trains nothing
+    assert main(["sweep", "smoke", "--scale", "smoke", "--dry-run", "--results",
+                 str(tmp_path)]) == 0  # no stored runs, no calibration: no rate to use
+    assert "time unknown: no stored run at m = 8, 32 to take a rate from" in \
+        capsys.readouterr().out
     assert main(["sweep", "smoke", "--scale", "smoke", "--quiet",
                  "--results", str(tmp_path)]) == 0
     assert "12 trials" in capsys.readouterr().out
+    assert main(["sweep", "smoke", "--scale", "smoke", "--dry-run", "--results",
+                 str(tmp_path)]) == 0
+    assert "nothing to train: all 12 trials are stored" in capsys.readouterr().out
     assert main(["results", "smoke", "--scale", "smoke", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "12 records" in out and "median test accuracy over seeds" in out

@@ -10,6 +10,7 @@
 #                        train button, the theory chapters' sliders), on 127.0.0.1
 #   make studies         train every published study at SCALE that is not stored yet
 #                        (resumable; the book's experiments chapters read the results)
+#   make readme          rewrite the README's computed blocks from results/ (after storing trials)
 #   make launch REPO_URL=https://github.com/OWNER/NAME
 #                        name the repository in every chapter's Colab setup cell (commit them);
 #                        `make launch` alone shows the one named
@@ -37,7 +38,7 @@ CHROMIUM := /usr/bin/chromium
 NOTEBOOKS ?= notebooks
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: book test lab studies launch venv system clean
+.PHONY: book test lab studies launch readme venv system clean
 
 book: $(STAMP)
 	$(PY) -m smallbatch_book --scale $(SCALE) $(if $(REPO_URL),--repo-url "$(REPO_URL)")
@@ -73,6 +74,9 @@ studies: $(STAMP)
 	  $(VENV)/bin/smallbatch sweep $$study --scale $(SCALE) --executor processes \
 	    --workers $(WORKERS) --threads 1 || exit 1; \
 	done
+
+readme: $(STAMP)
+	$(PY) -m smallbatch_book.readme
 
 venv: $(STAMP)
 

@@ -815,3 +815,17 @@ def test_seed_gap_grid_fills_the_gaps(stored):
     trials = Study.from_mapping(spec, "scaled").trials()
     assert sorted((c.batch_size, round(math.log2(c.base_lr)), c.seed) for c in trials) == [
         (4, -4, 0), (4, -4, 1), (4, -4, 2), (4, -3, 0), (4, -3, 1), (4, -3, 2)]
+
+
+def test_seeds_overview_names_the_short_cells_per_set(stored):
+    keep = {(4, -6), (4, -5), (64, -6), (64, -5), (64, -4)}
+    table, text = analysis.seeds_overview({"full": stored.frame,
+                                           "thin": _one_seed_except(stored.frame, keep)})
+    assert table.loc["full", "curves"] == 2 and table.loc["full", "short of 3 seeds"] == 0
+    assert table.loc["thin", "short of 3 seeds"] == 1
+    assert table.loc["thin", "cells short (log2 η̃, seeds stored)"] == \
+        "m = 4: 2^-4 best (1), 2^-3 (1)"
+    assert text.startswith("1 of 4 curves have fewer than 3 seeds")
+    table, text = analysis.seeds_overview({"full": stored.frame})
+    assert text == ("Every one of the 2 curves has at least 3 seeds at its best η̃ and at the "
+                    "η̃ tried on either side of it.")

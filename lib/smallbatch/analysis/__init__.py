@@ -42,7 +42,8 @@ from .tables import (MISSING, TABLE_KINDS, downloads_html, epochs_table, table_f
 from .report import (BATCH_LR_STUDIES, FULL_ONLY_STUDIES, PUBLISHED_STUDIES, SCALED_ONLY_STUDIES,
                      SCALED_TARGET_CPU_HOURS,
                      claims_style, cost_summary, discussion, full_protocol_table,
-                     missing_note, process_hours, scaled_costs, study_protocol, verdict_table)
+                     missing_note, process_hours, scaled_costs, seeds_overview, study_protocol,
+                     verdict_table)
 
 __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run",
            "study_label", "cell_summary", "seed_spread", "noise_margin", "NEAR_BEST",

@@ -12,14 +12,15 @@ import pandas as pd
 from ..store import busy_time
 from ..studies import Study, validate_study
 from ..train import config_hash
-from .cells import StudyData, _extra_axes
-from .claims import AGREES, CANNOT_DECIDE, CAVEATS, DISAGREES, EQUIVALENT, OUTCOMES
+from .cells import StudyData, _extra_axes, seed_gaps
+from .claims import (AGREES, CANNOT_DECIDE, CAVEATS, DISAGREES, EQUIVALENT, MIN_SEEDS,
+                     OUTCOMES)
 from .selection import Assessed
 
 __all__ = ["missing_note", "study_protocol", "process_hours", "cost_summary",
            "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES", "SCALED_ONLY_STUDIES", "BATCH_LR_STUDIES",
            "verdict_table", "claims_style", "SCALED_TARGET_CPU_HOURS", "discussion",
-           "full_protocol_table", "scaled_costs"]
+           "full_protocol_table", "scaled_costs", "seeds_overview"]
 
 
 # The studies the experiments chapters publish at the scaled size (``make studies`` runs
@@ -108,6 +109,44 @@ def _seed_counts(points: dict) -> int | str:
     most = sum(len(seeds) == counts[-1] for seeds in points.values())
     return (f"{counts[-1]} at {most} of {len(points)} points, "
             + " or ".join(map(str, counts[:-1])) + " elsewhere")
+
+
+def seeds_overview(frames: dict[str, pd.DataFrame], min_seeds: int = MIN_SEEDS
+                   ) -> tuple[pd.DataFrame, str]:
+    """The seeds behind each curve's best, for several sets of runs (by label): one row per
+    set with its curves, those whose best eta_tilde or the tried eta_tilde either side has
+    fewer than ``min_seeds`` seeds (:func:`seed_gaps`) and those cells ("m = 2: 2^-6 best (1),
+    2^-7 (1)": log2 eta_tilde, seeds stored), and a sentence that totals them."""
+    rows = []
+    for label, frame in frames.items():
+        done = frame[frame["status"] != "failed"] if len(frame) else frame
+        if done.empty:
+            continue
+        gaps = seed_gaps(done, min_seeds)
+        curve = [c for c in gaps.columns if c not in ("log2_base_lr", "role", "seeds")]
+        cells = []
+        for key, group in gaps.groupby(curve, sort=True):
+            key = key if isinstance(key, tuple) else (key,)
+            where = ", ".join(f"{'m' if c == 'batch_size' else c} = {v}"
+                              for c, v in zip(curve, key))
+            cells.append(where + ": " + ", ".join(
+                f"2^{int(g['log2_base_lr'])}{' best' if g['role'] == 'best' else ''} "
+                f"({int(g['seeds'])})" for _, g in group.iterrows()))
+        rows.append({"runs": label, "curves": len(done.groupby(curve, dropna=False)),
+                     f"short of {min_seeds} seeds": len(cells),
+                     "cells short (log2 η̃, seeds stored)": "; ".join(cells)})
+    if not rows:
+        return pd.DataFrame(), "No runs are stored yet."
+    table = pd.DataFrame(rows).set_index("runs")
+    short, curves = table[f"short of {min_seeds} seeds"].sum(), table["curves"].sum()
+    if not short:
+        return table, (f"Every one of the {curves} curves has at least {min_seeds} seeds at its "
+                       "best η̃ and at the η̃ tried on either side of it.")
+    return table, (f"{short} of {curves} curves have fewer than {min_seeds} seeds at their best "
+                   "η̃ or at the η̃ tried on either side of it (the table names the cells). A "
+                   "best moves as seeds land; the study's grid gains seeds at the cells named, "
+                   "and a verdict that rests on a best with too few seeds reads \"cannot "
+                   "decide\".")
 
 
 def process_hours(frame: pd.DataFrame) -> float:

@@ -829,3 +829,12 @@ def test_seeds_overview_names_the_short_cells_per_set(stored):
     table, text = analysis.seeds_overview({"full": stored.frame})
     assert text == ("Every one of the 2 curves has at least 3 seeds at its best η̃ and at the "
                     "η̃ tried on either side of it.")
+
+
+def test_seed_gap_grid_writes_a_missing_setting_as_none():
+    gaps = pd.DataFrame([{"batch_size": np.int64(64), "bn_batch_size": float("nan"),
+                          "log2_base_lr": -6, "role": "best", "seeds": 1}])
+    assert analysis.seed_gap_grid(gaps, seeds=(1, 2)) == [
+        {"batch_size": [64], "bn_batch_size": [None], "base_lr": {"pow2": [-6, -6]},
+         "seed": [1, 2]}]
+    assert type(analysis.seed_gap_grid(gaps)[0]["batch_size"][0]) is int

@@ -355,8 +355,10 @@ def seed_gap_grid(gaps: pd.DataFrame, seeds=(0, 1, 2)) -> list[dict]:
 
 
 def _plain(value):
-    """A numpy scalar as the Python value a study YAML holds."""
-    return value.item() if hasattr(value, "item") else value
+    """A numpy scalar as the Python value a study YAML holds (a missing value, NaN in a
+    frame, as None: e.g. bn_batch_size None, batch norm over the whole batch)."""
+    value = value.item() if hasattr(value, "item") else value
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def edges_overview(edges: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -4,9 +4,11 @@ Tests and extends Masters and Luschi (2018), "Revisiting Small Batch Training fo
 Neural Networks". The map, from the research core to what the book shows. Imports go one
 way, with no cycle and no side effect at import: cli, analysis and studies use theory,
 store and the core; the core (ensemble, train) uses data, models and provenance; figures
-take DataFrames and import nothing of the package but two formatters of analysis (the
-budget's, and the explorer's line on a cell, which the book's script writes the same way). Two lazy imports reach across: theory.noisescale reads analysis to find
-a study's best run to measure, and analysis.load_or_run trains a smoke study (studies).
+take DataFrames and import nothing of the package but three helpers of analysis (the
+budget's formatters; the explorer's line on a cell, which the book's script writes the same
+way; and best_first, the one rule that picks a best). Two lazy imports reach across:
+theory.noisescale reads analysis to find a study's best run to measure, and
+analysis.load_or_run trains a smoke study (studies).
 
 The research core
     models       the paper's networks (ResNet-8/20/32/50, the reduced AlexNet, ghost BN)

@@ -31,10 +31,9 @@ def _scaled_studies() -> str:
     from smallbatch import analysis
 
     data = [analysis.study_data(name, "scaled") for name in analysis.PUBLISHED_STUDIES]
-    _, text = analysis.scaled_costs(data)
-    summary = text.split(" What took them past it")[0].removeprefix("Together: ")
+    _, totals, _ = analysis.scaled_costs(data)
     lines = [f"The {len(data)} published studies ({', '.join(d.study.name for d in data)}): "
-             + summary]
+             + totals]
     missing = [f"{d.study.name} ({d.missing} of {d.total})" for d in data if d.missing]
     lines.append("Trials still to train: " + (", ".join(missing) if missing else "none")
                  + "; each chapter names its own and the command that trains them.")
@@ -42,7 +41,7 @@ def _scaled_studies() -> str:
     for d in data:
         gaps = analysis.seed_gaps(d.frame, analysis.MIN_SEEDS)
         if len(gaps):
-            curves = gaps.drop(columns=["log2_base_lr", "role", "seeds"]).drop_duplicates()
+            curves = gaps[analysis.curve_columns(d.frame)].drop_duplicates()
             short.append(f"{d.study.name} ({len(curves)} curves, {len(gaps)} cells)")
     lines.append(
         f"Curves with fewer than {analysis.MIN_SEEDS} seeds at their best η̃ or the η̃ either "

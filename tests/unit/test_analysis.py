@@ -637,15 +637,25 @@ def test_scaled_costs_total_the_studies_and_set_them_against_the_budget(tmp_path
                                 test_accuracy=0.5, wall_time=3600.0,
                                 provenance={"ensemble_size": 1}), tmp_path)
     data = analysis.study_data(study, results_dir=tmp_path)
-    table, text = analysis.scaled_costs([data])
+    table, totals, why = analysis.scaled_costs([data])
     assert table.loc["cost", "process-hours (stored)"] == pytest.approx(2.0)
     assert table.loc["cost", "process-hours to go"] == pytest.approx(2.0)
-    assert text.startswith("Together: 4 trials and 0.0M training examples; the 2 stored took "
-                           "2.0 process-hours. The rest would take at most 2.0 more: about 4 "
-                           "process-hours in all, 0.7 times the 6 CPU-hours")
-    assert "What took them past it" not in text  # 4 h is within the 6 h budget
+    assert totals == ("4 trials and 0.0M training examples; the 2 stored took 2.0 "
+                      "process-hours. The rest would take at most 2.0 more: about 4 "
+                      "process-hours in all, 0.7 times the 6 CPU-hours this project set as "
+                      "the scaled studies' budget.")
+    assert why == ""  # 4 h is within the 6 h budget
     empty = analysis.study_data(study, results_dir=tmp_path / "none")
-    assert "no stored trial yet" in analysis.scaled_costs([empty])[1]
+    _, totals, why = analysis.scaled_costs([empty])
+    assert "The rest" not in totals and "no stored trial yet" in why
+    for config in study.trials()[:2]:  # 5 h each: 10 stored, 10 to go, past the 6 h budget
+        save_result(TrainResult(config=config, status="complete", epochs=[],
+                                test_accuracy=0.5, wall_time=5 * 3600.0,
+                                provenance={"ensemble_size": 1}), tmp_path / "dear")
+    _, totals, why = analysis.scaled_costs(
+        [analysis.study_data(study, results_dir=tmp_path / "dear")])
+    assert "about 20 process-hours in all, 3.3 times" in totals
+    assert why.startswith("What took them past it")
 
 
 def test_full_protocol_table_lists_every_study_with_a_full_version():
@@ -811,6 +821,30 @@ def test_seed_gaps_at_a_window_end_and_on_a_split_axis(stored):
     assert set(gaps["augment"]) == {False}
 
 
+def test_seed_gaps_keep_a_curve_whose_setting_is_missing(stored):
+    # m_BN None (batch norm over the whole batch) is a curve of its own, not dropped
+    thin = _one_seed_except(stored.frame, {(4, -6), (4, -5), (64, -6), (64, -5), (64, -4)})
+    both = pd.concat([stored.frame.assign(bn_batch_size=2),
+                      thin.assign(bn_batch_size=None)], ignore_index=True)
+    gaps = analysis.seed_gaps(both)
+    assert list(gaps.columns[:2]) == ["batch_size", "bn_batch_size"]
+    assert gaps[["batch_size", "log2_base_lr", "role"]].values.tolist() == [
+        [4, -4, "best"], [4, -3, "above"]]
+    assert gaps["bn_batch_size"].isna().all()
+    assert analysis.count_curves(both) == 4
+    table, _ = analysis.seeds_overview({"ghost": both})
+    assert list(table.index) == [("ghost", "m = 4, m_BN = none")]
+
+
+def test_best_first_takes_the_highest_median_and_the_smaller_eta_on_a_tie():
+    cells = pd.DataFrame({"batch_size": [4, 4, 4, 64, 64], "log2_base_lr": [-3, -5, -4, -6, -5],
+                          "median": [0.8, 0.9, 0.9, 0.7, 0.85]})
+    assert analysis.best_first(cells)["log2_base_lr"].tolist() == [-5, -4, -5, -3, -6]
+    ordered = analysis.best_first(cells, ["batch_size"])
+    assert ordered[["batch_size", "log2_base_lr"]].values.tolist() == [
+        [4, -5], [4, -4], [4, -3], [64, -5], [64, -6]]
+
+
 def test_seed_gap_grid_fills_the_gaps(stored):
     keep = {(4, -6), (4, -5), (64, -6), (64, -5), (64, -4)}
     frame = _one_seed_except(stored.frame, keep)
@@ -826,12 +860,14 @@ def test_seeds_overview_names_the_short_cells_per_set(stored):
     keep = {(4, -6), (4, -5), (64, -6), (64, -5), (64, -4)}
     table, text = analysis.seeds_overview({"full": stored.frame,
                                            "thin": _one_seed_except(stored.frame, keep)})
-    assert table.loc["full", "curves"] == 2 and table.loc["full", "short of 3 seeds"] == 0
-    assert table.loc["thin", "short of 3 seeds"] == 1
-    assert table.loc["thin", "cells short (log2 η̃, seeds stored)"] == \
-        "m = 4: 2^-4 best (1), 2^-3 (1)"
-    assert text.startswith("1 of 4 curves have fewer than 3 seeds")
+    assert list(table.index) == [("thin", "m = 4")]  # one row per short curve
+    assert table.loc[("thin", "m = 4"), "best"] == "2^-4"
+    assert table.loc[("thin", "m = 4"), "short cells (log2 η̃ : seeds stored)"] == \
+        "2^-4 best: 1, 2^-3: 1"
+    assert text.startswith("1 of 4 curves have fewer than 3 seeds at their best η̃ or at the "
+                           "η̃ tried on either side of it (full: 0 of 2; thin: 1 of 2).")
     table, text = analysis.seeds_overview({"full": stored.frame})
+    assert table.empty
     assert text == ("Every one of the 2 curves has at least 3 seeds at its best η̃ and at the "
                     "η̃ tried on either side of it.")
 

@@ -17,8 +17,9 @@ records in ``results/<study>/<scale>``: nothing is typed in by hand.
   ``from smallbatch.analysis import budget``).
 """
 
-from .cells import (MARGIN_FLOOR, NEAR_BEST, StudyData, best_per_batch, cell_columns,
-                    cell_summary, compared_runs, curves_by_batch, curves_from_epochs,
+from .cells import (MARGIN_FLOOR, NEAR_BEST, StudyData, best_first, best_per_batch, cell_columns,
+                    cell_summary, compared_runs, count_curves, curve_columns, curves_by_batch,
+                    curves_from_epochs,
                     edges_overview, edges_reached, ghost_cells, ghost_table, good_range,
                     load_or_run, noise_margin, seed_gap_grid, seed_gaps, seed_spread,
                     study_data, study_label, variants, with_bn_batch)
@@ -64,7 +65,7 @@ __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run"
            "SCALED_ONLY_STUDIES", "BATCH_LR_STUDIES", "verdict_table",
            "claims_style", "SCALED_TARGET_CPU_HOURS", "discussion", "full_protocol_table",
            "scaled_costs", "explorer_sets", "explorer_data", "cell_text", "best_cell", "with_bn_batch",
-           "cell_columns",
+           "cell_columns", "best_first", "curve_columns", "count_curves",
            "RESAMPLES", "Assessed", "assess", "assess_together", "held_out_overview", "bests", "held_out_best", "resample_seeds",
            "on_bests", "range_reader", "warmup_reader", "equal_steps_reader",
            "curves_reader", "curves_from_epochs",

@@ -32,7 +32,8 @@ from ..train import TrainConfig, config_hash
 __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run",
            "study_label", "cell_summary", "seed_spread", "noise_margin", "NEAR_BEST",
            "best_per_batch", "good_range", "cell_columns", "edges_reached", "edges_overview",
-           "MARGIN_FLOOR", "seed_gaps", "seed_gap_grid",
+           "MARGIN_FLOOR", "seed_gaps", "seed_gap_grid", "best_first", "curve_columns",
+           "count_curves",
            "curves_by_batch", "curves_from_epochs", "ghost_cells", "ghost_table",
            "with_bn_batch"]
 
@@ -178,11 +179,12 @@ def compared_runs(studies) -> dict[str, StudyData]:
 
 def cell_summary(frame: pd.DataFrame, by=("batch_size", "log2_base_lr")) -> pd.DataFrame:
     """One row per cell (default: m and log2 eta_tilde): seeds, diverged seeds, the median,
-    minimum, maximum and standard deviation of the score over seeds."""
+    minimum, maximum and standard deviation of the score over seeds. A missing value in a
+    ``by`` column (e.g. m_BN None, batch norm over the whole batch) is a cell of its own."""
     by = list(by)
     work = frame[list(dict.fromkeys(by + ["seed", "score"]))].assign(
         diverged=(frame["status"] == "diverged").astype(int))
-    summary = work.groupby(by).agg(seeds=("seed", "nunique"), diverged=("diverged", "sum"),
+    summary = work.groupby(by, dropna=False).agg(seeds=("seed", "nunique"), diverged=("diverged", "sum"),
                                    median=("score", "median"), low=("score", "min"),
                                    high=("score", "max"), std=("score", "std"))
     return summary.reset_index()
@@ -244,11 +246,19 @@ def noise_margin(frame: pd.DataFrame, test_size: int | None = None) -> float:
     return MARGIN_FLOOR
 
 
+def best_first(summary: pd.DataFrame, by=()) -> pd.DataFrame:
+    """``summary``'s cells ordered best first within each ``by`` group (none: all of them):
+    the highest median score first, ties the smaller eta_tilde. The one rule by which every
+    best in the book is chosen."""
+    by = list(by)
+    return summary.sort_values([*by, "median", "log2_base_lr"],
+                               ascending=[True] * len(by) + [False, True], kind="stable")
+
+
 def best_per_batch(summary: pd.DataFrame, by: str = "batch_size") -> pd.DataFrame:
     """Per value of ``by``: the cell with the highest median score (ties: the smaller
-    eta_tilde), with its spread over seeds."""
-    ordered = summary.sort_values([by, "median", "log2_base_lr"], ascending=[True, False, True])
-    best = ordered.groupby(by, sort=True).head(1).set_index(by)
+    eta_tilde, :func:`best_first`), with its spread over seeds."""
+    best = best_first(summary, [by]).groupby(by, sort=True, dropna=False).head(1).set_index(by)
     return best[["log2_base_lr", "median", "low", "high", "seeds", "diverged"]]
 
 
@@ -288,7 +298,7 @@ def edges_reached(summary: pd.DataFrame, margin: float, by=("batch_size",)) -> p
     for m, cells in summary.sort_values("log2_base_lr").groupby(by if len(by) > 1 else by[0]):
         top = cells["median"].max()
         first, last = cells.iloc[0], cells.iloc[-1]
-        best = cells.sort_values(["median", "log2_base_lr"], ascending=[False, True]).iloc[0]
+        best = best_first(cells).iloc[0]
         key = dict(zip(by, m if len(by) > 1 else (m,)))
         rows.append({**key, "tried": f"2^{int(first['log2_base_lr'])} to "
                                      f"2^{int(last['log2_base_lr'])}",
@@ -301,42 +311,49 @@ def edges_reached(summary: pd.DataFrame, margin: float, by=("batch_size",)) -> p
     return pd.DataFrame(rows).set_index(by)
 
 
+def _stored(frame: pd.DataFrame) -> pd.DataFrame:
+    """The trials of ``frame`` that were tried (complete or diverged): failed runs left out."""
+    return frame[frame["status"] != "failed"] if "status" in frame else frame
+
+
+def curve_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns that name a curve (one config but eta_tilde and the seed) in ``frame``:
+    m first, then every other cell column whose value varies between its trials."""
+    varying = [name for name in cell_columns(frame)
+               if name not in ("base_lr", "batch_size") and frame[name].nunique(dropna=False) > 1]
+    return ["batch_size", *varying]
+
+
+def count_curves(frame: pd.DataFrame) -> int:
+    """How many curves (see :func:`curve_columns`) the tried trials of ``frame`` draw."""
+    done = _stored(frame)
+    return 0 if done.empty else done.groupby(curve_columns(done), dropna=False).ngroups
+
+
 def seed_gaps(frame: pd.DataFrame, min_seeds: int = 3) -> pd.DataFrame:
     """The cells a curve's verdicts rest on that have fewer than ``min_seeds`` seeds: on every
-    curve (one config but eta_tilde and the seed), its best eta_tilde (the highest median over
-    seeds, ties the smaller, as :func:`best_per_batch`) and the tried eta_tilde just below and
-    just above it.
+    curve (:func:`curve_columns`), its best eta_tilde (chosen as :func:`best_per_batch`
+    chooses) and the tried eta_tilde just below and just above it.
 
-    One row per such cell: the curve's varying config columns (m first), ``log2_base_lr``,
-    ``role`` ("best", "below", "above") and ``seeds`` (distinct seeds stored, diverged ones
-    included). Empty when every curve has its seeds. A best moves as seeds land, so the
-    check is read again after each batch of extra seeds is stored."""
-    done = frame[frame["status"] != "failed"] if "status" in frame else frame
+    One row per such cell: the curve's columns (m first), ``log2_base_lr``, ``role`` ("best",
+    "below", "above") and ``seeds`` (distinct seeds stored, diverged ones included). Empty
+    when every curve has its seeds. A best moves as seeds land, so the check is read again
+    after each batch of extra seeds is stored."""
+    done = _stored(frame)
     columns = ["log2_base_lr", "role", "seeds"]
     if done.empty:
         return pd.DataFrame(columns=["batch_size", *columns])
-    cell = [name for name in cell_columns(done) if name != "base_lr"]
-    curve = [name for name in cell if done[name].nunique(dropna=False) > 1
-             or name == "batch_size"]
-    curve = ["batch_size"] + [name for name in curve if name != "batch_size"]
+    curve = curve_columns(done)
+    points = cell_summary(done, by=[*curve, "log2_base_lr"])
     rows = []
-    for key, runs in done.groupby(curve, dropna=False, sort=True):
-        points = (runs.groupby("log2_base_lr")
-                  .agg(seeds=("seed", "nunique"), median=("score", "median"))
-                  .sort_index())
-        best = points.sort_values(["median"], ascending=False, kind="stable").index[0]
-        order = list(points.index)
-        place = order.index(best)
-        roles = [("best", best)]
-        if place > 0:
-            roles.append(("below", order[place - 1]))
-        if place + 1 < len(order):
-            roles.append(("above", order[place + 1]))
-        for role, lr in roles:
-            seeds = int(points.loc[lr, "seeds"])
-            if seeds < min_seeds:
-                rows.append({**dict(zip(curve, key)), "log2_base_lr": int(lr), "role": role,
-                             "seeds": seeds})
+    for key, cells in points.groupby(curve, dropna=False, sort=True):
+        cells = cells.sort_values("log2_base_lr").reset_index(drop=True)
+        place = best_first(cells).index[0]
+        for role, at in (("best", place), ("below", place - 1), ("above", place + 1)):
+            if 0 <= at < len(cells) and cells.loc[at, "seeds"] < min_seeds:
+                rows.append({**dict(zip(curve, key)),
+                             "log2_base_lr": int(cells.loc[at, "log2_base_lr"]),
+                             "role": role, "seeds": int(cells.loc[at, "seeds"])})
     return pd.DataFrame(rows, columns=[*curve, *columns])
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 from ..store import busy_time
 from ..studies import Study, validate_study
 from ..train import config_hash
-from .cells import StudyData, _extra_axes, seed_gaps
+from .cells import StudyData, _extra_axes, count_curves, seed_gaps
 from .claims import (AGREES, CANNOT_DECIDE, CAVEATS, DISAGREES, EQUIVALENT, MIN_SEEDS,
                      OUTCOMES)
 from .selection import Assessed
@@ -113,40 +113,59 @@ def _seed_counts(points: dict) -> int | str:
 
 def seeds_overview(frames: dict[str, pd.DataFrame], min_seeds: int = MIN_SEEDS
                    ) -> tuple[pd.DataFrame, str]:
-    """The seeds behind each curve's best, for several sets of runs (by label): one row per
-    set with its curves, those whose best eta_tilde or the tried eta_tilde either side has
-    fewer than ``min_seeds`` seeds (:func:`seed_gaps`) and those cells ("m = 2: 2^-6 best (1),
-    2^-7 (1)": log2 eta_tilde, seeds stored), and a sentence that totals them."""
-    rows = []
+    """The seeds behind each curve's best, for several sets of runs (by label).
+
+    Returns a table with one row per curve short of seeds: its best eta_tilde or the tried
+    eta_tilde either side of it has fewer than ``min_seeds`` seeds (:func:`seed_gaps`).
+    Indexed by set and curve ("m = 64, bn_batch_size = 8"), it gives the best log2 eta_tilde
+    and the short cells ("2^-6 best: 1, 2^-7: 2": log2 eta_tilde, seeds stored). It is empty
+    when no curve is short. Also returns a sentence that totals the curves per set."""
+    rows, counts = [], []
     for label, frame in frames.items():
-        done = frame[frame["status"] != "failed"] if len(frame) else frame
-        if done.empty:
+        curves = count_curves(frame)
+        if not curves:
             continue
-        gaps = seed_gaps(done, min_seeds)
+        gaps = seed_gaps(frame, min_seeds)
         curve = [c for c in gaps.columns if c not in ("log2_base_lr", "role", "seeds")]
-        cells = []
-        for key, group in gaps.groupby(curve, sort=True):
-            key = key if isinstance(key, tuple) else (key,)
-            where = ", ".join(f"{'m' if c == 'batch_size' else c} = {v}"
+        short = gaps.groupby(curve, sort=True, dropna=False) if len(gaps) else []
+        for key, group in short:
+            where = ", ".join(f"{_CURVE_NAMES.get(c, c)} = {_shown(v)}"
                               for c, v in zip(curve, key))
-            cells.append(where + ": " + ", ".join(
-                f"2^{int(g['log2_base_lr'])}{' best' if g['role'] == 'best' else ''} "
-                f"({int(g['seeds'])})" for _, g in group.iterrows()))
-        rows.append({"runs": label, "curves": len(done.groupby(curve, dropna=False)),
-                     f"short of {min_seeds} seeds": len(cells),
-                     "cells short (log2 η̃, seeds stored)": "; ".join(cells)})
-    if not rows:
-        return pd.DataFrame(), "No runs are stored yet."
-    table = pd.DataFrame(rows).set_index("runs")
-    short, curves = table[f"short of {min_seeds} seeds"].sum(), table["curves"].sum()
+            best = group.loc[group["role"] == "best", "log2_base_lr"]
+            rows.append({"runs": label, "curve": where,
+                         "short cells (log2 η̃ : seeds stored)": ", ".join(
+                             f"2^{int(g['log2_base_lr'])}{' best' if g['role'] == 'best' else ''}"
+                             f": {int(g['seeds'])}" for _, g in group.iterrows()),
+                         "best": "" if best.empty else f"2^{int(best.iloc[0])}"})
+        counts.append((label, curves, sum(1 for row in rows if row["runs"] == label)))
+    columns = ["runs", "curve", "best", "short cells (log2 η̃ : seeds stored)"]
+    table = pd.DataFrame(rows, columns=columns).set_index(["runs", "curve"])
+    if not counts:
+        return table, "No runs are stored yet."
+    total = sum(c for _, c, _ in counts)
+    short = sum(s for _, _, s in counts)
     if not short:
-        return table, (f"Every one of the {curves} curves has at least {min_seeds} seeds at its "
+        return table, (f"Every one of the {total} curves has at least {min_seeds} seeds at its "
                        "best η̃ and at the η̃ tried on either side of it.")
-    return table, (f"{short} of {curves} curves have fewer than {min_seeds} seeds at their best "
-                   "η̃ or at the η̃ tried on either side of it (the table names the cells). A "
-                   "best moves as seeds land; the study's grid gains seeds at the cells named, "
-                   "and a verdict that rests on a best with too few seeds reads \"cannot "
-                   "decide\".")
+    per_set = "; ".join(f"{label}: {s} of {c}" for label, c, s in counts) if len(counts) > 1 \
+        else ""
+    return table, (f"{short} of {total} curves have fewer than {min_seeds} seeds at their best "
+                   f"η̃ or at the η̃ tried on either side of it{f' ({per_set})' if per_set else ''}. "
+                   "The table names the cells; where it gives no best, the best has its seeds "
+                   "and a neighbour is short. A best moves as seeds land; the study's grid "
+                   "gains seeds at the cells named, and a verdict that rests on a best with too "
+                   "few seeds reads \"cannot decide\".")
+
+
+_CURVE_NAMES = {"batch_size": "m", "bn_batch_size": "m_BN"}  # as the chapters write them
+
+
+def _shown(value) -> str:
+    """A curve's setting as the chapters write it: a missing value (m_BN None) as "none"."""
+    value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, float) and math.isnan(value) or value is None:
+        return "none"
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def process_hours(frame: pd.DataFrame) -> float:
@@ -347,32 +366,36 @@ def full_protocol_table() -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("study")
 
 
-def scaled_costs(data: list[StudyData]) -> tuple[pd.DataFrame, str]:
-    """The published studies' cost at the scaled size (book: "The full protocol"): one row
-    per study (:func:`cost_summary`, with the chapter's column names) and a paragraph that
-    totals it and sets it against :data:`SCALED_TARGET_CPU_HOURS`."""
+def scaled_costs(data: list[StudyData]) -> tuple[pd.DataFrame, str, str]:
+    """The published studies' cost at the scaled size (book: "The full protocol").
+
+    Returns one row per study (:func:`cost_summary`, with the chapter's column names); a
+    sentence that totals them and sets them against :data:`SCALED_TARGET_CPU_HOURS` (the
+    README quotes it); and what took them past that budget, or how to measure a study with
+    no stored trial ("" when neither applies)."""
     table = pd.DataFrame([cost_summary(d) for d in data]).set_index("study")
     done, to_go = table["process_hours"].sum(), table["hours_to_go"]
-    text = (f"Together: {table['trials'].sum():,} trials and "
-            f"{table['examples'].sum() / 1e6:.1f}M training examples; the "
-            f"{table['stored'].sum():,} stored took {done:.1f} process-hours.")
+    totals = (f"{table['trials'].sum():,} trials and "
+              f"{table['examples'].sum() / 1e6:.1f}M training examples; the "
+              f"{table['stored'].sum():,} stored took {done:.1f} process-hours.")
+    why = ""
     if to_go.notna().all():
         total = done + to_go.sum()
-        text += (f" The rest would take at most {to_go.sum():.1f} more: about {total:.0f} "
-                 f"process-hours in all, {total / SCALED_TARGET_CPU_HOURS:.1f} times the "
-                 f"{SCALED_TARGET_CPU_HOURS:.0f} CPU-hours this project set as the scaled "
-                 "studies' budget.")
+        totals += (f" The rest would take at most {to_go.sum():.1f} more: about {total:.0f} "
+                   f"process-hours in all, {total / SCALED_TARGET_CPU_HOURS:.1f} times the "
+                   f"{SCALED_TARGET_CPU_HOURS:.0f} CPU-hours this project set as the scaled "
+                   "studies' budget.")
         if total > SCALED_TARGET_CPU_HOURS:
-            text += (" What took them past it: three seeds per point for the headline "
-                     "studies and at every best elsewhere, an η̃ window at every m wide enough "
-                     "to show both the slow side and the failing side, the CIFAR-10 pair, and "
-                     "the equal-steps study, whose large batches train hundreds of epochs. "
-                     "Cutting any of these would cut what the chapters can say, so the studies "
-                     "were kept at this size and their cost is stated here instead.")
+            why = ("What took them past it: three seeds per point for the headline "
+                   "studies and at every best elsewhere, an η̃ window at every m wide enough "
+                   "to show both the slow side and the failing side, the CIFAR-10 pair, and "
+                   "the equal-steps study, whose large batches train hundreds of epochs. "
+                   "Cutting any of these would cut what the chapters can say, so the studies "
+                   "were kept at this size and their cost is stated here instead.")
     else:
-        text += (" Some studies have no stored trial yet, so no rate: their cost is not "
-                 "estimated here (`smallbatch sweep <study> --dry-run --calibrate` measures it).")
+        why = ("Some studies have no stored trial yet, so no rate: their cost is not "
+               "estimated here (`smallbatch sweep <study> --dry-run --calibrate` measures it).")
     table = table.rename(columns={
         "examples": "training examples", "process_hours": "process-hours (stored)",
         "examples_per_second": "examples/s per process", "hours_to_go": "process-hours to go"})
-    return table, text
+    return table, totals, why

@@ -12,6 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..analysis.cells import best_first
 from .style import (SERIES_COLOURS, _batch_colours, _highlight_slider, _log2_axis,
                     _margin_band, _margin_line, _note_room, _short_count, _spread, _title_box,
                     _with_note)
@@ -60,7 +61,7 @@ def accuracy_vs_lr(cells: pd.DataFrame, title: str, note: str = "",
         if selected is None:
             return _with_note(title, note)
         rows = cells[cells["batch_size"] == selected]
-        best = rows.sort_values(["median", "log2_base_lr"], ascending=[False, True]).iloc[0]
+        best = best_first(rows).iloc[0]
         text = (f"{title}: m = {selected}, best η̃ = 2^{int(best['log2_base_lr'])}, median "
                 f"{best['median']:.4f} (seeds {best['low']:.4f} to {best['high']:.4f})")
         return _with_note(text, note)

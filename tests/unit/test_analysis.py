@@ -879,3 +879,41 @@ def test_seed_gap_grid_writes_a_missing_setting_as_none():
         {"batch_size": [64], "bn_batch_size": [None], "base_lr": {"pow2": [-6, -6]},
          "seed": [1, 2]}]
     assert type(analysis.seed_gap_grid(gaps)[0]["batch_size"][0]) is int
+
+
+def _scattered_frame(far_scores=(0.50, 0.70, 0.60)):
+    """m = 4: two cells whose three seeds are 1 point apart (variance 1e-4 each); m = 64: one
+    cell whose seeds scatter by ``far_scores``."""
+    rows = [(4, 2.0 ** -5, seed, 0.90 + 0.01 * seed) for seed in range(3)]
+    rows += [(4, 2.0 ** -4, seed, 0.89 + 0.01 * seed) for seed in range(3)]
+    rows += [(64, 2.0 ** -5, seed, score) for seed, score in enumerate(far_scores)]
+    frame = pd.DataFrame(rows, columns=["batch_size", "base_lr", "seed", "score"])
+    return frame.assign(status="complete", log2_base_lr=np.log2(frame["base_lr"]).astype(int))
+
+
+def test_spread_by_point_names_the_point_that_sets_the_pooled_spread():
+    frame = _scattered_frame()
+    by_point = analysis.spread_by_point(frame)
+    assert list(by_point.columns) == ["batch_size", "spread", "spread_without"]
+    assert by_point["batch_size"].tolist() == [64, 4]  # most scattered first
+    assert by_point["spread"].tolist() == pytest.approx([0.1, 0.01])
+    assert by_point["spread_without"].tolist() == pytest.approx([0.01, 0.1])
+    # the pooled spread: (2 x 1e-4 + 2 x 1e-4 + 2 x 1e-2) / 6 degrees of freedom
+    assert analysis.seed_spread(frame) == pytest.approx(math.sqrt(0.0204 / 6))
+
+
+def test_margins_overview_says_when_one_point_sets_a_margin():
+    frames = {"scattered": _scattered_frame(), "even": _scattered_frame((0.60, 0.61, 0.62))}
+    margins = {label: analysis.noise_margin(frame) for label, frame in frames.items()}
+    table, text = analysis.margins_overview(frames, margins)
+    assert table.loc["scattered", "most scattered point"] == "m = 64"
+    assert table.loc["scattered", "noise margin"] == pytest.approx(200 * math.sqrt(0.0204 / 6))
+    assert table.loc["scattered", "margin without it"] == pytest.approx(2.0)  # 2 x 1 point
+    assert table.loc["even", "margin without it"] == pytest.approx(2.0)
+    assert table["margin rests on it"].tolist() == [True, False]
+    assert text.startswith("One point of the grid sets most of the margin of scattered "
+                           "(m = 64: 11.66 points with it, 2.00 without).")
+    assert "even" not in text  # every point of it scatters alike: nothing named
+    table, text = analysis.margins_overview({"even": frames["even"]},
+                                            {"even": margins["even"]})
+    assert text.startswith("No set's margin rests on one point")

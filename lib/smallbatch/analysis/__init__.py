@@ -22,6 +22,7 @@ from .cells import (MARGIN_FLOOR, NEAR_BEST, StudyData, best_first, best_per_bat
                     curves_from_epochs,
                     edges_overview, edges_reached, ghost_cells, ghost_table, good_range,
                     load_or_run, noise_margin, seed_gap_grid, seed_gaps, seed_spread,
+                    spread_by_point,
                     study_data, study_label, variants, with_bn_batch)
 from .claims import (AGREES, CANNOT_DECIDE, CAVEATS, CLAIM_BN_BATCH_INDEPENDENT, CLAIM_BN_GAP,
                      CLAIM_CURVES, CLAIM_EQUAL_STEPS, CLAIM_RANGE_SHRINKS, CLAIM_SMALL_BEST,
@@ -44,6 +45,7 @@ from .report import (BATCH_LR_STUDIES, FULL_ONLY_STUDIES, PUBLISHED_STUDIES, SCA
                      SCALED_TARGET_CPU_HOURS,
                      claims_style, cost_summary, discussion, full_protocol_table,
                      missing_note, process_hours, scaled_costs, seeds_overview, study_protocol,
+                     margins_overview, ONE_POINT_SHARE,
                      verdict_table)
 
 __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run",
@@ -65,7 +67,8 @@ __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run"
            "SCALED_ONLY_STUDIES", "BATCH_LR_STUDIES", "verdict_table",
            "claims_style", "SCALED_TARGET_CPU_HOURS", "discussion", "full_protocol_table",
            "scaled_costs", "explorer_sets", "explorer_data", "cell_text", "best_cell", "with_bn_batch",
-           "cell_columns", "best_first", "curve_columns", "count_curves",
+           "cell_columns", "best_first", "curve_columns", "count_curves", "spread_by_point",
+           "margins_overview", "ONE_POINT_SHARE",
            "RESAMPLES", "Assessed", "assess", "assess_together", "held_out_overview", "bests", "held_out_best", "resample_seeds",
            "on_bests", "range_reader", "warmup_reader", "equal_steps_reader",
            "curves_reader", "curves_from_epochs",

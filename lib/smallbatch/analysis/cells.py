@@ -33,6 +33,7 @@ __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run"
            "study_label", "cell_summary", "seed_spread", "noise_margin", "NEAR_BEST",
            "best_per_batch", "good_range", "cell_columns", "edges_reached", "edges_overview",
            "MARGIN_FLOOR", "seed_gaps", "seed_gap_grid", "best_first", "curve_columns",
+           "spread_by_point",
            "count_curves",
            "curves_by_batch", "curves_from_epochs", "ghost_cells", "ghost_table",
            "with_bn_batch"]
@@ -190,6 +191,32 @@ def cell_summary(frame: pd.DataFrame, by=("batch_size", "log2_base_lr")) -> pd.D
     return summary.reset_index()
 
 
+def _repeat_cells(frame: pd.DataFrame, near_best: float | None) -> tuple[pd.DataFrame, list]:
+    """The cells with more than one completed seed (index: the cell columns; columns:
+    count, var, median) that :func:`seed_spread` pools, and the columns of a point of the
+    grid (a cell but eta_tilde)."""
+    complete = frame[frame["status"] == "complete"]
+    cell = cell_columns(complete)
+    point = [name for name in cell if name != "base_lr"]
+    if complete.empty:
+        return pd.DataFrame(columns=["count", "var", "median"]), point
+    groups = complete.groupby(cell, dropna=False)["score"]
+    table = pd.DataFrame({"count": groups.count(), "var": groups.var(ddof=1),
+                          "median": groups.median()})
+    usable = table["count"] > 1
+    if near_best is not None:
+        best = table.groupby(level=point, dropna=False)["median"].transform("max")
+        usable &= best - table["median"] <= near_best
+    return table[usable], point
+
+
+def _pooled(table: pd.DataFrame) -> float | None:
+    dof = (table["count"] - 1).sum()
+    if not dof:
+        return None
+    return math.sqrt(float(((table["count"] - 1) * table["var"]).sum()) / dof)
+
+
 def seed_spread(frame: pd.DataFrame, near_best: float | None = NEAR_BEST) -> float | None:
     """The pooled standard deviation over seeds of the cells (configs that differ only in the
     seed) where more than one seed completed, or None if there is no such cell.
@@ -200,23 +227,28 @@ def seed_spread(frame: pd.DataFrame, near_best: float | None = NEAR_BEST) -> flo
     more between seeds than the rest (7 points at the edge against about half a point near
     the best in resnet-bn), and would otherwise set the margin for every comparison.
     """
-    complete = frame[frame["status"] == "complete"]
-    cell = cell_columns(complete)
-    if complete.empty:
-        return None
-    groups = complete.groupby(cell, dropna=False)["score"]
-    table = pd.DataFrame({"count": groups.count(), "var": groups.var(ddof=1),
-                          "median": groups.median()})
-    usable = table["count"] > 1
-    if near_best is not None:
-        point = [name for name in cell if name != "base_lr"]
-        best = table.groupby(level=point, dropna=False)["median"].transform("max")
-        usable &= best - table["median"] <= near_best
-    table = table[usable]
-    if table.empty:
-        return None
-    dof = (table["count"] - 1).sum()
-    return math.sqrt(float(((table["count"] - 1) * table["var"]).sum()) / dof)
+    table, _ = _repeat_cells(frame, near_best)
+    return _pooled(table) if len(table) else None
+
+
+def spread_by_point(frame: pd.DataFrame, near_best: float | None = NEAR_BEST) -> pd.DataFrame:
+    """How much each point of the grid (m; in a ghost-BN study (m, m_BN)) contributes to
+    :func:`seed_spread`: one row per point with repeats, its own pooled standard deviation
+    (``spread``) and the study's pooled value without that point (``spread_without``),
+    largest ``spread`` first. One point whose seeds scatter far more than the rest (e.g.
+    batch norm over two examples) can set most of a noise margin; this shows which."""
+    table, point = _repeat_cells(frame, near_best)
+    flat = table.reset_index()
+    rows = []
+    for key, cells in flat.groupby(point, dropna=False):
+        rest = flat.drop(index=cells.index)
+        rows.append({**dict(zip(point, key)), "spread": _pooled(cells),
+                     "spread_without": _pooled(rest)})
+    varying = ["batch_size"] + [name for name in point
+                                if name != "batch_size" and flat[name].nunique(dropna=False) > 1]
+    out = pd.DataFrame(rows, columns=[*point, "spread", "spread_without"])
+    out = out[[*varying, "spread", "spread_without"]]
+    return out.sort_values("spread", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def cell_columns(frame: pd.DataFrame) -> list[str]:

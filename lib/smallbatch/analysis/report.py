@@ -12,7 +12,8 @@ import pandas as pd
 from ..store import busy_time
 from ..studies import Study, validate_study
 from ..train import config_hash
-from .cells import StudyData, _extra_axes, count_curves, seed_gaps
+from .cells import (MARGIN_FLOOR, StudyData, _extra_axes, count_curves, seed_gaps,
+                    seed_spread, spread_by_point)
 from .claims import (AGREES, CANNOT_DECIDE, CAVEATS, DISAGREES, EQUIVALENT, MIN_SEEDS,
                      OUTCOMES)
 from .selection import Assessed
@@ -20,7 +21,8 @@ from .selection import Assessed
 __all__ = ["missing_note", "study_protocol", "process_hours", "cost_summary",
            "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES", "SCALED_ONLY_STUDIES", "BATCH_LR_STUDIES",
            "verdict_table", "claims_style", "SCALED_TARGET_CPU_HOURS", "discussion",
-           "full_protocol_table", "scaled_costs", "seeds_overview"]
+           "full_protocol_table", "scaled_costs", "seeds_overview", "margins_overview",
+           "ONE_POINT_SHARE"]
 
 
 # The studies the experiments chapters publish at the scaled size (``make studies`` runs
@@ -109,6 +111,61 @@ def _seed_counts(points: dict) -> int | str:
     most = sum(len(seeds) == counts[-1] for seeds in points.values())
     return (f"{counts[-1]} at {most} of {len(points)} points, "
             + " or ".join(map(str, counts[:-1])) + " elsewhere")
+
+
+# A margin is said to rest on one point of the grid when leaving that point out would cut
+# it to less than this share of itself.
+ONE_POINT_SHARE = 2 / 3
+
+
+def margins_overview(frames: dict[str, pd.DataFrame], margins: dict[str, float]
+                     ) -> tuple[pd.DataFrame, str]:
+    """Each set's noise margin and where it comes from, in percentage points: the pooled seed
+    SD it uses (cells near their point's best, :func:`seed_spread`) and the one over every
+    cell (not used); the point of the grid whose seeds scatter most (:func:`spread_by_point`),
+    its SD, the margin the set would have without it, and whether the margin rests on it.
+
+    Also returns a sentence naming the sets whose margin rests on that one point (without it
+    the margin would be under :data:`ONE_POINT_SHARE` of itself): there a larger margin
+    makes "equivalent within the noise margin" easier to reach, and "agrees" or "disagrees"
+    harder, than the spread at the other points would."""
+    rows, resting = [], []
+    for label, frame in frames.items():
+        margin = margins[label]
+        by_point = spread_by_point(frame)
+        row = {"runs": label, "noise margin": 100 * margin,
+               "seed SD, cells near the best (used)": _points(seed_spread(frame)),
+               "seed SD, every cell (not used)": _points(seed_spread(frame, near_best=None)),
+               "most scattered point": "", "its seed SD": None, "margin without it": None,
+               "margin rests on it": False}
+        if len(by_point) > 1:
+            top = by_point.iloc[0]
+            where = ", ".join(f"{_CURVE_NAMES.get(c, c)} = {_shown(top[c])}"
+                              for c in by_point.columns if c not in ("spread", "spread_without"))
+            without = max(MARGIN_FLOOR, 2 * top["spread_without"])
+            row.update({"most scattered point": where, "its seed SD": 100 * top["spread"],
+                        "margin without it": 100 * without})
+            row["margin rests on it"] = bool(without < ONE_POINT_SHARE * margin)
+            if row["margin rests on it"]:
+                resting.append(f"{label} ({where}: {100 * margin:.2f} points with it, "
+                               f"{100 * without:.2f} without)")
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("runs") if rows else pd.DataFrame()
+    if not resting:
+        return table, ("No set's margin rests on one point of its grid: leaving out the most "
+                       f"scattered point keeps every margin above {ONE_POINT_SHARE:.0%} of "
+                       "itself.")
+    return table, ("One point of the grid sets most of the margin of " + "; ".join(resting)
+                   + ". The verdicts keep the pooled margin, as stated; for "
+                   + ("that set" if len(resting) == 1 else "those sets")
+                   + ", read \"equivalent within the noise margin\" with this in mind: a "
+                   "difference between the narrower margin and the pooled one reads as "
+                   "equivalent here, and would count as a difference if the other points' "
+                   "seeds alone set the margin.")
+
+
+def _points(value: float | None) -> float | None:
+    return None if value is None else 100 * value
 
 
 def seeds_overview(frames: dict[str, pd.DataFrame], min_seeds: int = MIN_SEEDS

@@ -116,7 +116,7 @@ def best_and_range(studies: dict, margins: dict, title: str, note: str = "",
     reference = "each m's" if own else "the overall"
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=(
         "best test accuracy against m",
-        f"η̃ within each set's noise margin of {reference} best, against m"))
+        f"η̃ within each set's noise margin<br>of {reference} best, against m"))
     for k, (label, (best, ranges)) in enumerate(studies.items()):
         colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
         sizes = [int(m) for m in best.index]

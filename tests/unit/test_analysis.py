@@ -641,7 +641,9 @@ def test_scaled_costs_total_the_studies_and_set_them_against_the_budget(tmp_path
     assert table.loc["cost", "process-hours (stored)"] == pytest.approx(2.0)
     assert table.loc["cost", "process-hours to go"] == pytest.approx(2.0)
     assert totals == ("4 trials and 0.0M training examples; the 2 stored took 2.0 "
-                      "process-hours. The rest would take at most 2.0 more: about 4 "
+                      "process-hours. At the stored trials' rates the rest would take about "
+                      "2.0 more (a run that diverges stops early; one that shares its cores "
+                      "takes longer): about 4 "
                       "process-hours in all, 0.7 times the 6 CPU-hours this project set as "
                       "the scaled studies' budget.")
     assert why == ""  # 4 h is within the 6 h budget

@@ -243,8 +243,9 @@ def cost_summary(data: StudyData) -> dict:
     early, so this is an upper bound); ``process_hours``: measured, of the stored trials
     (:func:`process_hours`, pauses left out); ``examples_per_second``: the rate of one worker
     process over the stored trials that ran to the end (the same busy time);
-    ``hours_to_go``: the missing trials' examples at that rate (an upper bound for the same
-    reason; None when no rate is known yet).
+    ``hours_to_go``: the missing trials' examples at that rate (None when no rate is known
+    yet): an estimate, not a bound: a diverged trial stops early, and trials that share
+    their cores with other work run slower than the stored ones did.
     """
     from ..studies import training_examples
 
@@ -438,7 +439,9 @@ def scaled_costs(data: list[StudyData]) -> tuple[pd.DataFrame, str, str]:
     why = ""
     if to_go.notna().all():
         total = done + to_go.sum()
-        totals += (f" The rest would take at most {to_go.sum():.1f} more: about {total:.0f} "
+        totals += (f" At the stored trials' rates the rest would take about {to_go.sum():.1f} "
+                   f"more (a run that diverges stops early; one that shares its cores takes "
+                   f"longer): about {total:.0f} "
                    f"process-hours in all, {total / SCALED_TARGET_CPU_HOURS:.1f} times the "
                    f"{SCALED_TARGET_CPU_HOURS:.0f} CPU-hours this project set as the scaled "
                    "studies' budget.")

@@ -33,8 +33,7 @@ __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run"
            "study_label", "cell_summary", "seed_spread", "noise_margin", "NEAR_BEST",
            "best_per_batch", "good_range", "cell_columns", "edges_reached", "edges_overview",
            "MARGIN_FLOOR", "seed_gaps", "seed_gap_grid", "best_first", "curve_columns",
-           "spread_by_point",
-           "count_curves",
+           "spread_by_point", "count_curves",
            "curves_by_batch", "curves_from_epochs", "ghost_cells", "ghost_table",
            "with_bn_batch"]
 
@@ -185,9 +184,9 @@ def cell_summary(frame: pd.DataFrame, by=("batch_size", "log2_base_lr")) -> pd.D
     by = list(by)
     work = frame[list(dict.fromkeys(by + ["seed", "score"]))].assign(
         diverged=(frame["status"] == "diverged").astype(int))
-    summary = work.groupby(by, dropna=False).agg(seeds=("seed", "nunique"), diverged=("diverged", "sum"),
-                                   median=("score", "median"), low=("score", "min"),
-                                   high=("score", "max"), std=("score", "std"))
+    summary = work.groupby(by, dropna=False).agg(
+        seeds=("seed", "nunique"), diverged=("diverged", "sum"), median=("score", "median"),
+        low=("score", "min"), high=("score", "max"), std=("score", "std"))
     return summary.reset_index()
 
 

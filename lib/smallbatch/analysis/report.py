@@ -174,7 +174,7 @@ def seeds_overview(frames: dict[str, pd.DataFrame], min_seeds: int = MIN_SEEDS
 
     Returns a table with one row per curve short of seeds: its best eta_tilde or the tried
     eta_tilde either side of it has fewer than ``min_seeds`` seeds (:func:`seed_gaps`).
-    Indexed by set and curve ("m = 64, bn_batch_size = 8"), it gives the best log2 eta_tilde
+    Indexed by set and curve ("m = 64, m_BN = 8"), it gives the best log2 eta_tilde
     and the short cells ("2^-6 best: 1, 2^-7: 2": log2 eta_tilde, seeds stored). It is empty
     when no curve is short. Also returns a sentence that totals the curves per set."""
     rows, counts = [], []
@@ -204,10 +204,10 @@ def seeds_overview(frames: dict[str, pd.DataFrame], min_seeds: int = MIN_SEEDS
     if not short:
         return table, (f"Every one of the {total} curves has at least {min_seeds} seeds at its "
                        "best η̃ and at the η̃ tried on either side of it.")
-    per_set = "; ".join(f"{label}: {s} of {c}" for label, c, s in counts) if len(counts) > 1 \
-        else ""
+    per_set = "; ".join(f"{label}: {s} of {c}" for label, c, s in counts)
+    per_set = f" ({per_set})" if len(counts) > 1 else ""
     return table, (f"{short} of {total} curves have fewer than {min_seeds} seeds at their best "
-                   f"η̃ or at the η̃ tried on either side of it{f' ({per_set})' if per_set else ''}. "
+                   f"η̃ or at the η̃ tried on either side of it{per_set}. "
                    "The table names the cells; where it gives no best, the best has its seeds "
                    "and a neighbour is short. A best moves as seeds land; the study's grid "
                    "gains seeds at the cells named, and a verdict that rests on a best with too "

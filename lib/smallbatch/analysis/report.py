@@ -184,7 +184,7 @@ def seeds_overview(frames: dict[str, pd.DataFrame], min_seeds: int = MIN_SEEDS
             continue
         gaps = seed_gaps(frame, min_seeds)
         curve = [c for c in gaps.columns if c not in ("log2_base_lr", "role", "seeds")]
-        short = gaps.groupby(curve, sort=True, dropna=False) if len(gaps) else []
+        short = list(gaps.groupby(curve, sort=True, dropna=False)) if len(gaps) else []
         for key, group in short:
             where = ", ".join(f"{_CURVE_NAMES.get(c, c)} = {_shown(v)}"
                               for c, v in zip(curve, key))
@@ -194,7 +194,7 @@ def seeds_overview(frames: dict[str, pd.DataFrame], min_seeds: int = MIN_SEEDS
                              f"2^{int(g['log2_base_lr'])}{' best' if g['role'] == 'best' else ''}"
                              f": {int(g['seeds'])}" for _, g in group.iterrows()),
                          "best": "" if best.empty else f"2^{int(best.iloc[0])}"})
-        counts.append((label, curves, sum(1 for row in rows if row["runs"] == label)))
+        counts.append((label, curves, len(short)))
     columns = ["runs", "curve", "best", "short cells (log2 η̃ : seeds stored)"]
     table = pd.DataFrame(rows, columns=columns).set_index(["runs", "curve"])
     if not counts:

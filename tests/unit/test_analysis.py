@@ -374,6 +374,9 @@ def test_ghost_table_picks_the_best_lr_and_treats_none_as_m():
     table = analysis.ghost_table(frame)
     assert table.loc[(64, 8), "log2_base_lr"] == -6 and table.loc[(64, 8), "median"] == 0.85
     assert table.loc[(64, 64), "median"] == 0.82
+    tied = frame.assign(score=[0.85, 0.85, 0.81, 0.82])  # a tie: the smaller eta (best_first)
+    table = analysis.ghost_table(tied)
+    assert table.loc[(64, 8), "log2_base_lr"] == -7 and table.loc[(64, 64), "log2_base_lr"] == -6
 
 
 @pytest.mark.parametrize("values,small,independent", [

@@ -156,6 +156,9 @@ def test_accuracy_at_steps_reads_the_epoch_ending_there_and_scores_a_diverged_ru
     assert list(at.index) == ["a", "c"]  # b's run is 16 steps long: left out
     best = budget.best_at_steps(budget.accuracy_at_steps(trials, epochs, 16, chance=0.1))
     assert best.loc[64, "log2_base_lr"] == -4 and best.loc[64, "median"] == pytest.approx(0.25)
+    tie = pd.DataFrame({"batch_size": 16, "log2_base_lr": [-3, -5, -4], "seed": 0,
+                        "score": [0.7, 0.7, 0.6], "schedule_fraction": 1.0})
+    assert budget.best_at_steps(tie).loc[16, "log2_base_lr"] == -5  # a tie: the smaller eta
 
 
 def test_fit_at_best_reads_the_last_epoch_of_the_best_cell():

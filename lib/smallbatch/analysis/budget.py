@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .cells import best_first
+
 __all__ = ["TARGETS_BELOW_BEST", "budget_targets", "steps_to_target", "best_steps_to_target",
            "TradeoffFit", "fit_tradeoff", "critical_batch", "critical_batch_text",
            "two_batch_noise_scale",
@@ -270,7 +272,8 @@ def accuracy_at_steps(trials: pd.DataFrame, epochs: pd.DataFrame, steps: int, *,
 
 
 def best_at_steps(at_steps: pd.DataFrame) -> pd.DataFrame:
-    """Per m: the best cell (highest median over seeds) of :func:`accuracy_at_steps` rows,
+    """Per m: the best cell (:func:`~smallbatch.analysis.cells.best_first`: the highest
+    median over seeds, ties the smaller eta_tilde) of :func:`accuracy_at_steps` rows,
     with its lowest and highest seed, its seeds and where in its schedule it is."""
     if at_steps.empty:
         return pd.DataFrame(columns=["log2_base_lr", "median", "low", "high", "seeds",
@@ -278,8 +281,7 @@ def best_at_steps(at_steps: pd.DataFrame) -> pd.DataFrame:
     cells = at_steps.groupby(["batch_size", "log2_base_lr"]).agg(
         median=("score", "median"), low=("score", "min"), high=("score", "max"),
         seeds=("seed", "nunique"), schedule_fraction=("schedule_fraction", "first"))
-    cells = cells.reset_index().sort_values(["batch_size", "median", "log2_base_lr"],
-                                            ascending=[True, False, True])
+    cells = best_first(cells.reset_index(), ["batch_size"])
     return cells.groupby("batch_size").head(1).set_index("batch_size")
 
 

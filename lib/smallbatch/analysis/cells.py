@@ -511,8 +511,7 @@ def ghost_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Per (m, m_BN): the best cell over eta_tilde (median over seeds), with its eta_tilde.
     m_BN = None (ordinary batch norm) counts as m_BN = m."""
     cells = ghost_cells(frame)
-    ordered = cells.sort_values(["batch_size", "bn_batch", "median", "log2_base_lr"],
-                                ascending=[True, True, False, True])
+    ordered = best_first(cells, ["batch_size", "bn_batch"])
     return ordered.groupby(["batch_size", "bn_batch"]).head(1).set_index(
         ["batch_size", "bn_batch"])[["log2_base_lr", "median", "low", "high", "seeds",
                                       "diverged"]]

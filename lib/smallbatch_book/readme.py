@@ -35,8 +35,9 @@ def _scaled_studies() -> str:
     lines = [f"The {len(data)} published studies ({', '.join(d.study.name for d in data)}): "
              + totals]
     missing = [f"{d.study.name} ({d.missing} of {d.total})" for d in data if d.missing]
-    lines.append("Trials still to train: " + (", ".join(missing) if missing else "none")
-                 + "; each chapter names its own and the command that trains them.")
+    lines.append("Trials still to train: " + (", ".join(missing) + "; each chapter names its own "
+                                              "and the command that trains them."
+                                              if missing else "none."))
     short = []
     for d in data:
         gaps = analysis.seed_gaps(d.frame, analysis.MIN_SEEDS)

@@ -661,6 +661,16 @@ def test_scaled_costs_total_the_studies_and_set_them_against_the_budget(tmp_path
         [analysis.study_data(study, results_dir=tmp_path / "dear")])
     assert "about 20 process-hours in all, 3.3 times" in totals
     assert why.startswith("What took them past it")
+    for config in study.trials()[2:]:  # every trial stored: nothing left to estimate
+        save_result(TrainResult(config=config, status="complete", epochs=[],
+                                test_accuracy=0.5, wall_time=5 * 3600.0,
+                                provenance={"ensemble_size": 1}), tmp_path / "dear")
+    _, totals, why = analysis.scaled_costs(
+        [analysis.study_data(study, results_dir=tmp_path / "dear")])
+    assert totals.endswith("the 4 stored took 20.0 process-hours. Every trial is stored: "
+                           "that is 3.3 times the 6 CPU-hours this project set as the scaled "
+                           "studies' budget.")
+    assert "the rest" not in totals and why.startswith("What took them past it")
 
 
 def test_full_protocol_table_lists_every_study_with_a_full_version():

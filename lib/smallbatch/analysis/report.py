@@ -439,10 +439,14 @@ def scaled_costs(data: list[StudyData]) -> tuple[pd.DataFrame, str, str]:
     why = ""
     if to_go.notna().all():
         total = done + to_go.sum()
-        totals += (f" At the stored trials' rates the rest would take about {to_go.sum():.1f} "
-                   f"more (a run that diverges stops early; one that shares its cores takes "
-                   f"longer): about {total:.0f} "
-                   f"process-hours in all, {total / SCALED_TARGET_CPU_HOURS:.1f} times the "
+        if table["stored"].sum() < table["trials"].sum():
+            totals += (f" At the stored trials' rates the rest would take about "
+                       f"{to_go.sum():.1f} more (a run that diverges stops early; one that "
+                       f"shares its cores takes longer): about {total:.0f} process-hours in "
+                       "all,")
+        else:
+            totals += " Every trial is stored: that is"
+        totals += (f" {total / SCALED_TARGET_CPU_HOURS:.1f} times the "
                    f"{SCALED_TARGET_CPU_HOURS:.0f} CPU-hours this project set as the scaled "
                    "studies' budget.")
         if total > SCALED_TARGET_CPU_HOURS:

@@ -547,6 +547,18 @@ def test_verdict_table_states_each_rule_once():
         analysis.Verdict("claim", "x", "r", "inconclusive")
 
 
+def test_verdict_table_says_when_the_held_out_measurement_is_the_same_not_that_bests_are():
+    # the measurement names only the bests the rule reads, so an equal text does not show
+    # that every fold chose the same bests
+    verdict = analysis.Verdict("claim A", "0.9 against 0.8", "rule a", "agrees")
+    moved = analysis.Verdict("claim A", "0.85 against 0.8", "rule a", "agrees")
+    table, _ = analysis.verdict_table([analysis.Assessed("runs", verdict, verdict, 0.9, 100),
+                                       analysis.Assessed("runs", verdict, moved, 0.7, 100)])
+    assert table["held out"].tolist() == ["agrees (the same measurement)",
+                                          "agrees: 0.85 against 0.8"]
+    assert table["same verdict in resamples"].tolist() == ["90% of 100", "70% of 100"]
+
+
 def test_discussion_groups_verdicts_and_explains_what_is_not_confirmed():
     agree = analysis.Verdict(analysis.CLAIM_SMALL_BEST, "x", "r", "agrees")
     open_ = analysis.Verdict(analysis.CLAIM_RANGE_SHRINKS, "y", "r", "cannot decide")
@@ -650,6 +662,11 @@ def test_scaled_costs_total_the_studies_and_set_them_against_the_budget(tmp_path
                       "process-hours in all, 0.7 times the 6 CPU-hours this project set as "
                       "the scaled studies' budget.")
     assert why == ""  # 4 h is within the 6 h budget
+    # a run two studies share is counted once in the time, and the text says so
+    _, twice, _ = analysis.scaled_costs([data, data])
+    assert ("the 4 stored took 4.0 process-hours, counting 2 runs twice that two studies "
+            "share: 2 distinct runs took 2.0. At the stored trials' rates the rest would take "
+            "about 4.0 more") in twice
     empty = analysis.study_data(study, results_dir=tmp_path / "none")
     _, totals, why = analysis.scaled_costs([empty])
     assert "The rest" not in totals and "no stored trial yet" in why

@@ -7,7 +7,9 @@ Every verdict is one of four outcomes (``OUTCOMES``): the runs agree with the cl
 disagree, they find no difference larger than the noise margin (which counts against a
 claimed advantage or effect), or they cannot decide: too few seeds behind a best that the
 outcome rests on (``MIN_SEEDS``), a best at an end of its eta_tilde window where a better
-value beyond it could change the outcome, or too few points. A claim that an effect
+value beyond it could change the outcome (or, for the range of eta_tilde, a window that
+misses a side), too few points, or a premise of the claim not met (warm-up's gap is read
+only where warm-up helps). A claim that an effect
 exists, or that something does not depend on it, never agrees on records in which the
 effect is absent: each rule has a test that feeds it such records.
 """
@@ -129,8 +131,8 @@ CLAIM_WARMUP_HELPS = "Warm-up helps large batches"
 CLAIM_WARMUP_GAP = "... but does not close the gap to small batches"
 
 
-CLAIM_CURVES = ("At a fixed η̃, small batches are ahead per epoch (large batches use stale "
-                "gradients; the paper's section 2 and Fig 4)")
+CLAIM_CURVES = ("At a fixed η̃, small batches are ahead after the same number of epochs "
+                "(large batches use stale gradients; the paper's section 2 and Fig 4)")
 
 
 CLAIM_EQUAL_STEPS = ("Given the same number of SGD steps, large batches reach the small-batch "
@@ -383,7 +385,8 @@ def verdict_bn_widens_gap(with_bn: pd.DataFrame, without_bn: pd.DataFrame,
 
 def verdict_curves_small_ahead(curves: pd.DataFrame, margin: float, num_epochs: int,
                                chance: float = 0.1, min_seeds: int = MIN_SEEDS) -> Verdict:
-    """Claim: at a fixed eta_tilde small batches are ahead per epoch.
+    """Claim: at a fixed eta_tilde small batches are ahead after the same number of
+    epochs.
 
     ``curves``: :func:`curves_by_batch` at one eta_tilde. Measurement: the test accuracy after
     the last epoch (``num_epochs``) of the best m <= 32 and of the best m >= 128 (median over

@@ -313,7 +313,8 @@ def verdict_table(rows, runs: bool = True) -> tuple[pd.DataFrame, str]:
             if a.held_out is None:
                 record["held out"] = HELD_OUT_NONE
             elif a.held_out.measurement == a.verdict.measurement:
-                record["held out"] = f"{a.held_out.verdict} (every fold chose the same bests)"
+                # the measurement names only the bests the rule reads: others may differ
+                record["held out"] = f"{a.held_out.verdict} (the same measurement)"
             else:
                 record["held out"] = f"{a.held_out.verdict}: {a.held_out.measurement}"
             record["same verdict in resamples"] = (
@@ -372,7 +373,9 @@ def discussion(rows) -> str:
              EQUIVALENT: "These runs find no difference larger than the noise margin "
                          "(which counts against the claimed effect)",
              CANNOT_DECIDE: "These runs cannot decide (too few seeds behind a best, a best "
-                            "at an end of its window, or too few points)"}
+                            "at an end of its window or a window that misses a side, too "
+                            "few points, or a premise of the claim not met: each "
+                            "measurement names which)"}
     parts = []
     for kind, claims in groups.items():
         if not claims:
@@ -436,6 +439,15 @@ def scaled_costs(data: list[StudyData]) -> tuple[pd.DataFrame, str, str]:
     totals = (f"{table['trials'].sum():,} trials and "
               f"{table['examples'].sum() / 1e6:.1f}M training examples; the "
               f"{table['stored'].sum():,} stored took {done:.1f} process-hours.")
+    # a configuration that two studies share (equal-steps reuses the headline's m = 32 runs)
+    # is one run, trained once: count its time once
+    runs = pd.concat([d.frame for d in data if not d.frame.empty] or [pd.DataFrame()])
+    distinct = runs.drop_duplicates("config_hash") if len(runs) else runs
+    if len(distinct) < len(runs):
+        done = process_hours(distinct)
+        totals = totals[:-1] + (f", counting {len(runs) - len(distinct)} runs twice that two "
+                                f"studies share: {len(distinct):,} distinct runs took "
+                                f"{done:.1f}.")
     why = ""
     if to_go.notna().all():
         total = done + to_go.sum()
@@ -453,7 +465,7 @@ def scaled_costs(data: list[StudyData]) -> tuple[pd.DataFrame, str, str]:
             why = ("What took them past it: three seeds per point for the headline "
                    "studies and at every best elsewhere, an η̃ window at every m wide enough "
                    "to show both the slow side and the failing side, the CIFAR-10 pair, and "
-                   "the equal-steps study, whose large batches train hundreds of epochs. "
+                   "the equal-steps study, whose largest batch trains hundreds of epochs. "
                    "Cutting any of these would cut what the chapters can say, so the studies "
                    "were kept at this size and their cost is stated here instead.")
     else:

@@ -379,6 +379,22 @@ def test_ghost_table_picks_the_best_lr_and_treats_none_as_m():
     assert table.loc[(64, 8), "log2_base_lr"] == -7 and table.loc[(64, 64), "log2_base_lr"] == -6
 
 
+def test_fall_with_m_compares_ordinary_batch_norm_with_each_common_bn_batch():
+    table = ghost({64: {4: 0.90, 8: 0.91, 64: 0.92}, 256: {4: 0.85, 256: 0.80}})
+    ordinary, at_fixed = analysis.fall_with_m(table)
+    assert ordinary == pytest.approx(0.12)  # 0.92 at m_BN = m = 64, 0.80 at 256
+    assert list(at_fixed.index) == [4] and at_fixed[4] == pytest.approx(0.05)  # 8: m = 64 only
+    assert analysis.fall_with_m(ghost({64: {4: 0.9, 64: 0.9}})) is None
+
+
+def test_short_windows_keeps_the_windows_missing_a_side_or_with_a_best_at_an_end():
+    edges = pd.DataFrame({"slow_side": [True, False, True, True],
+                          "failing_side": [True, True, False, True],
+                          "inside": [True, True, True, False]},
+                         index=pd.Index([2, 4, 8, 16], name="batch_size"))
+    assert list(analysis.short_windows(edges).index) == [4, 8, 16]
+
+
 @pytest.mark.parametrize("values,small,independent", [
     ({64: {4: 0.90, 8: 0.91, 64: 0.85}, 256: {4: 0.89, 8: 0.90, 256: 0.80}}, "agrees", "agrees"),
     ({64: {4: 0.80, 64: 0.90}, 256: {4: 0.80, 256: 0.90}}, "disagrees", "disagrees"),

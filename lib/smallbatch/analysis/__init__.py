@@ -20,7 +20,8 @@ records in ``results/<study>/<scale>``: nothing is typed in by hand.
 from .cells import (MARGIN_FLOOR, NEAR_BEST, StudyData, best_first, best_per_batch, cell_columns,
                     cell_summary, compared_runs, count_curves, curve_columns, curves_by_batch,
                     curves_from_epochs,
-                    edges_overview, edges_reached, ghost_cells, ghost_table, good_range,
+                    edges_overview, edges_reached, fall_with_m, ghost_cells, ghost_table,
+                    good_range, short_windows,
                     load_or_run, noise_margin, seed_gap_grid, seed_gaps, seed_spread,
                     spread_by_point,
                     study_data, study_label, variants, with_bn_batch)
@@ -68,7 +69,7 @@ __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run"
            "claims_style", "SCALED_TARGET_CPU_HOURS", "discussion", "full_protocol_table",
            "scaled_costs", "explorer_sets", "explorer_data", "cell_text", "best_cell", "with_bn_batch",
            "cell_columns", "best_first", "curve_columns", "count_curves", "spread_by_point",
-           "margins_overview", "ONE_POINT_SHARE",
+           "short_windows", "fall_with_m", "margins_overview", "ONE_POINT_SHARE",
            "RESAMPLES", "Assessed", "assess", "assess_together", "held_out_overview", "bests", "held_out_best", "resample_seeds",
            "on_bests", "range_reader", "warmup_reader", "equal_steps_reader",
            "curves_reader", "curves_from_epochs",

@@ -32,7 +32,7 @@ from ..train import TrainConfig, config_hash
 __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run",
            "study_label", "cell_summary", "seed_spread", "noise_margin", "NEAR_BEST",
            "best_per_batch", "good_range", "cell_columns", "edges_reached", "edges_overview",
-           "MARGIN_FLOOR", "seed_gaps", "seed_gap_grid", "best_first", "curve_columns",
+           "MARGIN_FLOOR", "short_windows", "fall_with_m", "seed_gaps", "seed_gap_grid", "best_first", "curve_columns",
            "spread_by_point", "count_curves",
            "curves_by_batch", "curves_from_epochs", "ghost_cells", "ghost_table",
            "with_bn_batch"]
@@ -342,6 +342,12 @@ def edges_reached(summary: pd.DataFrame, margin: float, by=("batch_size",)) -> p
     return pd.DataFrame(rows).set_index(by)
 
 
+def short_windows(edges: pd.DataFrame) -> pd.DataFrame:
+    """The rows of an :func:`edges_reached` table whose window misses a side (no slow side
+    or no failing side) or has its best at an end."""
+    return edges[~(edges["slow_side"] & edges["failing_side"] & edges["inside"])]
+
+
 def _stored(frame: pd.DataFrame) -> pd.DataFrame:
     """The trials of ``frame`` that were tried (complete or diverged): failed runs left out."""
     return frame[frame["status"] != "failed"] if "status" in frame else frame
@@ -515,3 +521,17 @@ def ghost_table(frame: pd.DataFrame) -> pd.DataFrame:
     return ordered.groupby(["batch_size", "bn_batch"]).head(1).set_index(
         ["batch_size", "bn_batch"])[["log2_base_lr", "median", "low", "high", "seeds",
                                       "diverged"]]
+
+
+def fall_with_m(table: pd.DataFrame) -> tuple[float, pd.Series] | None:
+    """From a :func:`ghost_table`: how far the best accuracy falls from the smallest m to the
+    largest, with ordinary batch norm, and at each m_BN that every m tried (a Series indexed
+    by m_BN). None with fewer than two m."""
+    best = table["median"]
+    sizes = sorted(best.index.get_level_values("batch_size").unique())
+    if len(sizes) < 2:
+        return None
+    lo, hi = sizes[0], sizes[-1]
+    common = sorted(set.intersection(*(set(best.loc[m].index) for m in sizes)))
+    return (float(best[(lo, lo)] - best[(hi, hi)]),
+            pd.Series({b: best[(lo, b)] - best[(hi, b)] for b in common}, dtype=float))

@@ -438,16 +438,17 @@ def scaled_costs(data: list[StudyData]) -> tuple[pd.DataFrame, str, str]:
     done, to_go = table["process_hours"].sum(), table["hours_to_go"]
     totals = (f"{table['trials'].sum():,} trials and "
               f"{table['examples'].sum() / 1e6:.1f}M training examples; the "
-              f"{table['stored'].sum():,} stored took {done:.1f} process-hours.")
+              f"{table['stored'].sum():,} stored took {done:.1f} process-hours")
     # a configuration that two studies share (equal-steps reuses the headline's m = 32 runs)
     # is one run, trained once: count its time once
-    runs = pd.concat([d.frame for d in data if not d.frame.empty] or [pd.DataFrame()])
-    distinct = runs.drop_duplicates("config_hash") if len(runs) else runs
-    if len(distinct) < len(runs):
+    frames = [d.frame for d in data if not d.frame.empty]
+    runs = pd.concat(frames) if frames else None
+    if runs is not None and runs["config_hash"].duplicated().any():
+        distinct = runs.drop_duplicates("config_hash")
         done = process_hours(distinct)
-        totals = totals[:-1] + (f", counting {len(runs) - len(distinct)} runs twice that two "
-                                f"studies share: {len(distinct):,} distinct runs took "
-                                f"{done:.1f}.")
+        totals += (f", counting {len(runs) - len(distinct)} runs twice that two studies "
+                   f"share: {len(distinct):,} distinct runs took {done:.1f}")
+    totals += "."
     why = ""
     if to_go.notna().all():
         total = done + to_go.sum()

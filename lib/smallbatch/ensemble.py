@@ -43,8 +43,9 @@ from .data import ImageData
 from .models import BasicBlock as CifarBasicBlock
 from .models import CifarResNet, GhostBatchNorm, ReducedAlexNet, count_parameters
 from .provenance import run_provenance
-from .train import (ConfigError, EpochMetrics, TrainConfig, TrainResult, divergence_threshold,
-                    has_diverged, lr_at_step, run_result, setup_run, validate)
+from .train import (ConfigError, EpochMetrics, EvalPoint, TrainConfig, TrainResult,
+                    divergence_threshold, eval_steps, has_diverged, lr_at_step, run_result,
+                    setup_run, validate)
 
 __all__ = [
     "OPTIMISER_FIELDS",
@@ -466,8 +467,10 @@ class LockstepEnsemble:
         return losses.detach(), logits.detach()
 
     @torch.no_grad()
-    def evaluate(self, data: ImageData, batch_size: int) -> tuple[list[float], list[float]]:
-        """Per-member mean cross-entropy and accuracy on the whole test set, in eval mode.
+    def evaluate(self, data: ImageData, batch_size: int,
+                 split: str = "test") -> tuple[list[float], list[float]]:
+        """Per-member mean cross-entropy and accuracy on the whole test (or "validation")
+        set, in eval mode.
 
         Every forward pass runs all K members on ``max(1, batch_size // K)`` test examples,
         so that memory stays that of one model on ``batch_size`` examples.
@@ -478,7 +481,7 @@ class LockstepEnsemble:
         loss_sum = torch.zeros(self.members, dtype=torch.float64, device=device)
         correct = torch.zeros(self.members, dtype=torch.long, device=device)
         count = 0
-        for x, y in data.test_batches(max(1, batch_size // self.members)):
+        for x, y in data.eval_batches(split, max(1, batch_size // self.members)):
             logits = self(x)
             losses = F.cross_entropy(logits.permute(0, 2, 1),
                                      y[:, None].expand(-1, self.members), reduction="none")
@@ -749,12 +752,59 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
     decay_rates = [config.sgd_weight_decay for config in configs]
     any_decay = any(rate > 0 for rate in decay_rates)
 
+    validating = shared.validation_subset is not None
+    step_resolved = shared.eval_growth is not None
+    points = set(eval_steps(shared, total_steps))
+    evaluations: list[list[EvalPoint]] = [[] for _ in configs]
+    stopped: list[int | None] = [None] * members  # the step where a member reached its target
+    stopped_time: list[float] = [0.0] * members
+    eval_time = 0.0  # seconds the ensemble spent evaluating (all members at once) ...
+    eval_time_of: list[float | None] = [None] * members  # ... when each member ended early
+
+    def timed_evaluate(split: str) -> tuple[list[float], list[float]]:
+        nonlocal eval_time
+        started = time.perf_counter()
+        measured = ensemble.evaluate(data, shared.eval_batch_size, split)
+        eval_time += time.perf_counter() - started
+        return measured
+
+    def record_evaluation(test=None) -> list[int]:
+        """Validation of every running member after ``step`` steps (with ``test``: the
+        epoch end's test metrics); returns the members that reached stop_accuracy. Where a
+        member ends (its stop, or the last step of a step-resolved run) its test metrics
+        are measured too, as train() measures them."""
+        val_losses, val_accuracies = timed_evaluate("validation")
+        reached = [k for k in range(members) if active[k]
+                   and shared.stop_accuracy is not None
+                   and val_accuracies[k] >= shared.stop_accuracy]
+        ending = set(reached) if step < total_steps or not step_resolved else set(
+            k for k in range(members) if active[k])
+        if test is None and ending:
+            test = timed_evaluate("test")
+        else:
+            ending = set(range(members)) if test is not None else ending
+        now = time.perf_counter() - start
+        for k in range(members):
+            if not active[k]:
+                continue
+            with_test = test is not None and k in ending
+            evaluations[k].append(EvalPoint(
+                step=step, examples_seen=step * batch_size,
+                validation_loss=val_losses[k], validation_accuracy=val_accuracies[k],
+                test_loss=test[0][k] if with_test else None,
+                test_accuracy=test[1][k] if with_test else None, wall_time=now))
+        for k in reached:
+            active[k] = False
+            stopped[k], stopped_time[k] = step, now
+            eval_time_of[k] = eval_time
+        return reached
+
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total_steps, disable=not progress, unit="step", leave=False,
                desc=f"{shared.model} m={batch_size} x{members} ({ensemble.method})")
     epochs: list[list[EpochMetrics]] = [[] for _ in configs]
-    active = [True] * members
+    active = [True] * members  # neither diverged nor stopped at its target
     diverged: list[tuple[int, int, float] | None] = [None] * members  # epoch, step, time
     step = 0
     start = time.perf_counter()
@@ -787,7 +837,8 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
                 window_means = [value / window_steps for value in stepper.window_loss.tolist()]
                 bar.update(window_steps)
                 live = [mean for mean, alive in zip(window_means, active) if alive]
-                bar.set_postfix(loss=f"{min(live):.3f}", live=len(live), refresh=False)
+                if live:
+                    bar.set_postfix(loss=f"{min(live):.3f}", live=len(live), refresh=False)
                 stepper.window_loss.zero_()
                 window_steps = 0
                 newly = [k for k in range(members)
@@ -797,18 +848,28 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
                     for k in newly:
                         active[k] = False
                         diverged[k] = (epoch, step, now)
+                        eval_time_of[k] = eval_time
                         ensemble.zero_member_(k)
                     stepper.mask(epoch_steps, newly)  # out of the loss from now on
                     if not any(active):
                         break
+            if step in points:
+                reached = record_evaluation()
+                if reached:
+                    stepper.mask(epoch_steps, reached)  # its weights stay as they stopped
+                    if not any(active):
+                        break
         if not any(active):
             break
-        test_losses, test_accuracies = ensemble.evaluate(data, shared.eval_batch_size)
+        running = list(active)  # the members that finish this epoch
+        test_losses = test_accuracies = [None] * members  # step-resolved: tested at the end
+        if not step_resolved:
+            test_losses, test_accuracies = timed_evaluate("test")
         train_losses = stepper.epoch_loss.tolist()
         train_correct = stepper.epoch_correct.tolist()
         wall_time = time.perf_counter() - start
         for k in range(members):
-            if not active[k]:
+            if not running[k]:
                 continue
             epochs[k].append(EpochMetrics(
                 epoch=epoch,
@@ -820,6 +881,10 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
                 examples_seen=step * batch_size,
                 wall_time=wall_time,
             ))
+        if validating and not step_resolved:
+            record_evaluation((test_losses, test_accuracies))
+            if not any(active):
+                break
     bar.close()
     wall_time = time.perf_counter() - start
 
@@ -830,11 +895,13 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
                       ensemble_examples_per_second=ensemble_rate)
     results = []
     for k, config in enumerate(configs):
-        if diverged[k] is None:
-            diverged_at, num_steps, member_time = None, step, wall_time
-        else:
+        if diverged[k] is not None:
             diverged_epoch, num_steps, member_time = diverged[k]
             diverged_at = (diverged_epoch, num_steps)
+        elif stopped[k] is not None:
+            diverged_at, num_steps, member_time = None, stopped[k], stopped_time[k]
+        else:
+            diverged_at, num_steps, member_time = None, step, wall_time
         results.append(run_result(
             config, epochs[k], diverged_at,
             num_steps=num_steps,
@@ -846,5 +913,10 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
             examples_per_second=(members * num_steps * batch_size / member_time
                                  if member_time > 0 else 0.0),
             provenance=dict(record),
+            evaluations=evaluations[k],
+            stopped_step=stopped[k],
+            # the ensemble's evaluation time (all members at once) while this member ran
+            eval_time=((eval_time if eval_time_of[k] is None else eval_time_of[k])
+                       if validating else 0.0),
         ))
     return results

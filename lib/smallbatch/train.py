@@ -36,7 +36,10 @@ __all__ = [
     "WEIGHT_DECAY_SCALINGS",
     "TrainConfig",
     "EpochMetrics",
+    "EvalPoint",
     "TrainResult",
+    "LATER_FIELDS",
+    "eval_steps",
     "ConfigError",
     "learning_rate",
     "warmup_steps",
@@ -112,13 +115,31 @@ class TrainConfig:
     divergence_loss: float | None = None  # mean batch loss above which the run counts as
                                           # diverged; None = 10 * ln(num_classes)
     eval_batch_size: int = 1000        # examples per forward pass when evaluating
+    # Fields added after the first studies were stored. Each is left out of to_dict() (and
+    # so of the config hash) while it has its default, so every earlier record keeps its
+    # hash and its meaning (LATER_FIELDS).
+    validation_subset: int | None = None  # a stratified validation set of this many images,
+                                          # drawn from the test images outside test_subset
+                                          # (disjoint from the test set); None = none
+    eval_growth: float | None = None   # step-resolved evaluation: validation accuracy also
+                                       # after steps s_0, s_1, ... with s_{k+1} =
+                                       # max(s_k + 1, floor(eval_growth * s_k)); None = at
+                                       # epoch ends only (see eval_steps())
+    eval_from_examples: int = 0        # s_0 = ceil(eval_from_examples / m) (at least step 1)
+    stop_accuracy: float | None = None # stop once validation accuracy >= this at an
+                                       # evaluation (steps to a target); None = never
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as plain values; a field of LATER_FIELDS only where it is not at its
+        default (so configs from before it existed keep their hash)."""
         values = dataclasses.asdict(self)
         values["lr_milestones"] = list(self.lr_milestones)
+        for name, default in LATER_FIELDS.items():
+            if values[name] == default:
+                del values[name]
         return values
 
     @classmethod
@@ -148,6 +169,12 @@ class TrainConfig:
                              self.reference_batch_size)
 
 
+# The TrainConfig fields added after records were first stored, with their defaults:
+# to_dict() leaves them out at these values, so old config hashes stay valid.
+LATER_FIELDS: dict[str, Any] = {"validation_subset": None, "eval_growth": None,
+                                "eval_from_examples": 0, "stop_accuracy": None}
+
+
 def headline_accuracy(epochs: list[EpochMetrics]) -> float:
     """The paper's headline metric of a complete run: the median test accuracy of its last
     HEADLINE_EPOCHS epochs (of all its epochs, when it has fewer)."""
@@ -170,10 +197,18 @@ def run_result(config: "TrainConfig", epochs: list[EpochMetrics],
                diverged_at: tuple[int, int] | None, **measured: Any) -> "TrainResult":
     """A finished run's result: "complete" with the headline metric, or, where
     ``diverged_at`` gives its (epoch, step), "diverged" with no headline. ``measured``: the
-    remaining TrainResult fields (num_steps, wall_time, provenance ...)."""
+    remaining TrainResult fields (num_steps, wall_time, provenance, evaluations ...).
+
+    The headline of a run that stopped at ``stop_accuracy`` (``stopped_step`` in
+    ``measured``) or evaluated by steps (``eval_growth``) is the test accuracy where it
+    ended: its last evaluation."""
     if diverged_at is None:
+        if measured.get("stopped_step") is not None or config.eval_growth is not None:
+            headline = measured["evaluations"][-1].test_accuracy
+        else:
+            headline = headline_accuracy(epochs)
         return TrainResult(config=config, status="complete", epochs=epochs,
-                           test_accuracy=headline_accuracy(epochs), **measured)
+                           test_accuracy=headline, **measured)
     epoch, step = diverged_at
     return TrainResult(config=config, status="diverged", epochs=epochs, test_accuracy=None,
                        diverged_epoch=epoch, diverged_step=step, **measured)
@@ -212,6 +247,27 @@ def warmup_steps(total_steps: int, warmup_fraction: float = 0.05) -> int:
     return math.ceil(warmup_fraction * total_steps)
 
 
+def eval_steps(config: TrainConfig, total_steps: int) -> list[int]:
+    """The steps after which a run with ``eval_growth`` evaluates on validation, in place of
+    epoch ends (book: "Steps to a target").
+
+    s_0 = max(1, ceil(eval_from_examples / m)), s_{k+1} = max(s_k + 1, floor(eval_growth *
+    s_k)), below ``total_steps``, and then ``total_steps`` itself (where a run that did not
+    stop ends, and its test set reports). A target first seen at s_k was reached after
+    s_{k-1}: the steps not observed before it, s_k - s_{k-1} - 1, are under
+    (eval_growth - 1) * s_k, and none while s_k <= 1 / (eval_growth - 1) (every step is
+    evaluated there). Empty without ``eval_growth``. The same list for train() and the
+    lock-step ensemble.
+    """
+    if config.eval_growth is None:
+        return []
+    steps, step = [], max(1, math.ceil(config.eval_from_examples / config.batch_size))
+    while step < total_steps:
+        steps.append(step)
+        step = max(step + 1, math.floor(config.eval_growth * step))
+    return steps + [total_steps]
+
+
 def lr_at_step(step: int, total_steps: int, peak_lr: float, *,
                milestones: tuple[float, ...] = (0.5, 0.75), decay: float = 0.1,
                warmup: bool = False, warmup_fraction: float = 0.05) -> float:
@@ -237,15 +293,34 @@ def lr_at_step(step: int, total_steps: int, peak_lr: float, *,
 @dataclass(frozen=True)
 class EpochMetrics:
     """Metrics after one epoch. Training metrics are means over the epoch's mini-batches
-    (train mode, augmented data); test metrics use the whole test set in eval mode."""
+    (train mode, augmented data); test metrics use the whole test set in eval mode (None in
+    a step-resolved run, ``eval_growth``, which evaluates by steps, not epochs)."""
 
     epoch: int                 # 1-based
     train_loss: float
     train_accuracy: float
-    test_loss: float
-    test_accuracy: float
+    test_loss: float | None
+    test_accuracy: float | None
     lr: float                  # LR of the epoch's last step
     examples_seen: int         # training examples processed so far
+    wall_time: float           # seconds since the start of training
+
+
+@dataclass(frozen=True)
+class EvalPoint:
+    """One evaluation of a run with a validation set (``validation_subset``): after
+    ``step`` SGD steps, at a step of :func:`eval_steps` (a step-resolved run, which also
+    evaluates its last step) or else at an epoch end. The validation metrics are always
+    there; the test metrics only where the run ends (at ``stop_accuracy`` or its last step)
+    and, without ``eval_growth``, at epoch ends: settings and targets are read on
+    validation, and the test set reports. Book: "Steps to a target"."""
+
+    step: int                  # SGD steps taken
+    examples_seen: int         # step * m
+    validation_loss: float
+    validation_accuracy: float
+    test_loss: float | None
+    test_accuracy: float | None
     wall_time: float           # seconds since the start of training
 
 
@@ -276,6 +351,10 @@ class TrainResult:
     examples_per_second: float = 0.0   # training examples / wall_time
     provenance: dict[str, Any] = field(default_factory=dict)
     error: str | None = None           # the error of a failed run
+    # Runs with a validation set (left out of to_dict() while empty, as in older records):
+    evaluations: list[EvalPoint] = field(default_factory=list)  # in step order
+    stopped_step: int | None = None    # the step where validation reached stop_accuracy
+    eval_time: float = 0.0             # seconds of wall_time spent evaluating (all sets)
 
     def __post_init__(self):
         if self.status not in STATUSES:
@@ -289,6 +368,9 @@ class TrainResult:
         values = dataclasses.asdict(self)
         values["config"] = self.config.to_dict()
         values["config_hash"] = self.config_hash
+        for name, empty in (("evaluations", []), ("stopped_step", None), ("eval_time", 0.0)):
+            if values[name] == empty:
+                del values[name]
         return values
 
     @classmethod
@@ -297,6 +379,7 @@ class TrainResult:
         values.pop("config_hash", None)
         values["config"] = TrainConfig.from_dict(values["config"])
         values["epochs"] = [EpochMetrics(**epoch) for epoch in values["epochs"]]
+        values["evaluations"] = [EvalPoint(**point) for point in values.get("evaluations", [])]
         return cls(**values)
 
     def history(self):
@@ -382,6 +465,28 @@ def validate(config: TrainConfig, num_train: int | None = None) -> None:
         raise ConfigError(f"warmup_fraction must be in (0, 1), got {config.warmup_fraction}")
     if config.divergence_loss is not None and not config.divergence_loss > 0:
         raise ConfigError(f"divergence_loss must be > 0 or None, got {config.divergence_loss}")
+    _positive_int("validation_subset", config.validation_subset, optional=True)
+    if config.validation_subset is not None and config.test_subset is None:
+        raise ConfigError("validation_subset needs a test_subset: the validation images are "
+                          "drawn from the test images outside the test subset, so that the "
+                          "two never overlap; set test_subset (e.g. 5000 of Fashion-MNIST's "
+                          "10,000) or leave validation_subset unset")
+    if config.eval_growth is not None:
+        if not (isinstance(config.eval_growth, (int, float)) and config.eval_growth > 1):
+            raise ConfigError(f"eval_growth must be a number > 1 (1.05: an evaluation every 5% "
+                              f"of the steps), got {config.eval_growth!r}")
+    if (isinstance(config.eval_from_examples, bool) or not isinstance(config.eval_from_examples, int)
+            or config.eval_from_examples < 0):
+        raise ConfigError(f"eval_from_examples must be an integer >= 0, got "
+                          f"{config.eval_from_examples!r}")
+    if config.stop_accuracy is not None and not 0 < config.stop_accuracy <= 1:
+        raise ConfigError(f"stop_accuracy is a validation accuracy in (0, 1], got "
+                          f"{config.stop_accuracy!r}")
+    for name in ("eval_growth", "stop_accuracy"):
+        if getattr(config, name) is not None and config.validation_subset is None:
+            raise ConfigError(f"{name} reads the validation set, but validation_subset is "
+                              "unset; set validation_subset (e.g. 5000) or leave "
+                              f"{name} unset")
     if num_train is not None and config.batch_size > num_train:
         raise ConfigError(f"batch_size={config.batch_size} is larger than the training set "
                           f"({num_train} examples); use at most {num_train} or a larger "
@@ -452,13 +557,13 @@ def sgd_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data: ImageData, batch_size: int,
-             channels_last: bool = False) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy on the test set, in eval mode."""
+             channels_last: bool = False, split: str = "test") -> tuple[float, float]:
+    """Mean cross-entropy and accuracy on the test (or "validation") set, in eval mode."""
     model.eval()
     loss_sum = 0.0
     correct = 0
     count = 0
-    for x, y in data.test_batches(batch_size):
+    for x, y in data.eval_batches(split, batch_size):
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         logits = model(x)
@@ -484,6 +589,7 @@ def setup_run(config: TrainConfig, *, data: ImageData | None = None, data_root=N
     if data is None:
         data = load_data(config.data, root=data_root, train_subset=config.train_subset,
                          test_subset=config.test_subset, subset_seed=config.subset_seed,
+                         validation_subset=config.validation_subset,
                          download=download, device=device)
     for each in configs or [config]:
         validate(each, num_train=data.num_train)
@@ -534,6 +640,30 @@ def train(config: TrainConfig, *, data: ImageData | None = None, data_root=None,
     threshold = divergence_threshold(config, data.num_classes)
     schedule = dict(milestones=config.lr_milestones, decay=config.lr_decay,
                     warmup=config.warmup, warmup_fraction=config.warmup_fraction)
+    validating = config.validation_subset is not None
+    step_resolved = config.eval_growth is not None
+    points = set(eval_steps(config, total_steps))
+    evaluations: list[EvalPoint] = []
+    eval_time = 0.0
+
+    def timed_evaluate(split: str) -> tuple[float, float]:
+        nonlocal eval_time
+        started = time.perf_counter()
+        measured = evaluate(model, data, config.eval_batch_size, channels_last, split=split)
+        eval_time += time.perf_counter() - started
+        return measured
+
+    def evaluation(step: int, test: tuple[float, float] | None = None) -> EvalPoint:
+        val_loss, val_accuracy = timed_evaluate("validation")
+        return EvalPoint(step=step, examples_seen=step * config.batch_size,
+                         validation_loss=val_loss, validation_accuracy=val_accuracy,
+                         test_loss=test[0] if test else None,
+                         test_accuracy=test[1] if test else None,
+                         wall_time=time.perf_counter() - start)
+
+    def reached(point: EvalPoint) -> bool:
+        return (config.stop_accuracy is not None
+                and point.validation_accuracy >= config.stop_accuracy)
 
     from tqdm.auto import tqdm
 
@@ -541,6 +671,7 @@ def train(config: TrainConfig, *, data: ImageData | None = None, data_root=None,
                desc=f"{config.model} m={config.batch_size} eta~={config.base_lr:g}")
     epochs: list[EpochMetrics] = []
     status, diverged_epoch, diverged_step = "complete", None, None
+    stopped_step = None
     step = 0
     start = time.perf_counter()
     model.train()
@@ -573,9 +704,22 @@ def train(config: TrainConfig, *, data: ImageData | None = None, data_root=None,
                 if has_diverged(window_mean, threshold):
                     status, diverged_epoch, diverged_step = "diverged", epoch, step
                     break
-        if status == "diverged":
+            if step in points:
+                point = evaluation(step)
+                if reached(point) or step == total_steps:  # the run ends: the test set reports
+                    test_loss, test_accuracy = timed_evaluate("test")
+                    point = dataclasses.replace(point, test_loss=test_loss,
+                                                test_accuracy=test_accuracy)
+                    if reached(point):
+                        stopped_step = step
+                evaluations.append(point)
+                if stopped_step is not None:
+                    break
+        if status == "diverged" or stopped_step is not None:
             break
-        test_loss, test_accuracy = evaluate(model, data, config.eval_batch_size, channels_last)
+        test_loss = test_accuracy = None  # a step-resolved run tests only where it ends
+        if not step_resolved:
+            test_loss, test_accuracy = timed_evaluate("test")
         epochs.append(EpochMetrics(
             epoch=epoch,
             train_loss=epoch_loss.item() / epoch_steps,
@@ -586,6 +730,12 @@ def train(config: TrainConfig, *, data: ImageData | None = None, data_root=None,
             examples_seen=step * config.batch_size,
             wall_time=time.perf_counter() - start,
         ))
+        if validating and not step_resolved:
+            point = evaluation(step, (test_loss, test_accuracy))
+            evaluations.append(point)
+            if reached(point):
+                stopped_step = step
+                break
     bar.close()
     wall_time = time.perf_counter() - start
 
@@ -594,5 +744,6 @@ def train(config: TrainConfig, *, data: ImageData | None = None, data_root=None,
         num_steps=step, num_parameters=count_parameters(model), data_label=data.label,
         wall_time=wall_time,
         examples_per_second=step * config.batch_size / wall_time if wall_time > 0 else 0.0,
-        provenance=run_provenance(device))
+        provenance=run_provenance(device), evaluations=evaluations,
+        stopped_step=stopped_step, eval_time=eval_time if validating else 0.0)
     return (result, model) if return_model else result

@@ -43,7 +43,7 @@ from .costs import (BenchmarkRecords, cost_check_table, ensemble_cap_summary, gp
 from .tables import (MISSING, TABLE_KINDS, downloads_html, epochs_table, table_file_name,
                      trials_table, write_tables)
 from .report import (BATCH_LR_STUDIES, FULL_ONLY_STUDIES, PUBLISHED_STUDIES, SCALED_ONLY_STUDIES,
-                     SCALED_TARGET_CPU_HOURS,
+                     SCALED_TARGET_CPU_HOURS, TRAINING_STUDIES,
                      claims_style, cost_summary, discussion, full_protocol_table,
                      missing_note, process_hours, scaled_costs, seeds_overview, study_protocol,
                      margins_overview, ONE_POINT_SHARE,
@@ -65,7 +65,7 @@ __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run"
            "machine", "machine_lines", "hours_by_study", "gpu_against_cpu", "cost_check_table",
            "ensemble_cap_summary", "missing_note", "study_protocol", "process_hours",
            "cost_summary", "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES",
-           "SCALED_ONLY_STUDIES", "BATCH_LR_STUDIES", "verdict_table",
+           "SCALED_ONLY_STUDIES", "TRAINING_STUDIES", "BATCH_LR_STUDIES", "verdict_table",
            "claims_style", "SCALED_TARGET_CPU_HOURS", "discussion", "full_protocol_table",
            "scaled_costs", "explorer_sets", "explorer_data", "cell_text", "best_cell", "with_bn_batch",
            "cell_columns", "best_first", "curve_columns", "count_curves", "spread_by_point",

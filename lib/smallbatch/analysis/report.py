@@ -22,7 +22,7 @@ __all__ = ["missing_note", "study_protocol", "process_hours", "cost_summary",
            "PUBLISHED_STUDIES", "FULL_ONLY_STUDIES", "SCALED_ONLY_STUDIES", "BATCH_LR_STUDIES",
            "verdict_table", "claims_style", "SCALED_TARGET_CPU_HOURS", "discussion",
            "full_protocol_table", "scaled_costs", "seeds_overview", "margins_overview",
-           "ONE_POINT_SHARE"]
+           "ONE_POINT_SHARE", "TRAINING_STUDIES"]
 
 
 # The studies the experiments chapters publish at the scaled size (``make studies`` runs
@@ -41,7 +41,13 @@ BATCH_LR_STUDIES = ("resnet-bn", "resnet-nobn", "alexnet-bn", "alexnet-convbn", 
 # Published studies with no full version (the full-protocol chapter leaves them out):
 # equal-steps gives every m the steps of m = 32's scaled run, a design of this project's,
 # not the paper's protocol.
-SCALED_ONLY_STUDIES = ("equal-steps",)
+SCALED_ONLY_STUDIES = ("equal-steps", "steps-to-target")
+
+
+# Studies whose sweep is under way: no chapter reads them yet, and `make studies` does not
+# run them (train one with `smallbatch sweep NAME --pack-seeds`). steps-to-target: the
+# schedule-free steps-to-target study (book: "Budget against batch size").
+TRAINING_STUDIES = ("steps-to-target",)
 
 
 # Studies with no scaled version (their data is not on this project's machines): the

@@ -33,7 +33,7 @@ import pandas as pd
 from ..presets import check_scale
 from ..store import RecordError, epochs_frame, load_result, record_path, trials_frame
 from ..studies import Study, load_study, validate_study
-from ..train import TrainConfig, config_hash
+from ..train import LATER_FIELDS, TrainConfig, config_hash
 from .cells import StudyData, _extra_axes, study_data
 
 __all__ = ["TABLE_KINDS", "MISSING", "table_file_name", "trials_table", "epochs_table",
@@ -154,7 +154,9 @@ def _trials(data: StudyData, failed: dict) -> pd.DataFrame:
     frame["log2_base_lr"] = [round(math.log2(v)) for v in frame["base_lr"]]
     extra = sorted(c[len("provenance_"):] for c in frame
                    if c.startswith("provenance_") and c[len("provenance_"):] not in _PROVENANCE)
-    columns = ["config_hash", *_CONFIG_FIELDS, *_RESULT_COLUMNS,
+    # a field added later (train.LATER_FIELDS) only where one of the study's trials sets it
+    fields = [f for f in _CONFIG_FIELDS if f not in LATER_FIELDS or f in frame]
+    columns = ["config_hash", *fields, *_RESULT_COLUMNS,
                *(f"provenance_{k}" for k in (*_PROVENANCE, *extra)), "error"]
     frame = frame.reindex(columns=columns)
     frame["data_label"] = frame["data_label"].replace("", None)  # a failed run's: none

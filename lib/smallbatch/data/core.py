@@ -221,6 +221,21 @@ class ImageData(abc.ABC):
     def test_batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
         """All test examples in a fixed order, unaugmented; the last batch may be partial."""
 
+    num_validation: int = 0  # validation examples (0: the data set has no validation split)
+
+    def validation_batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """All validation examples in a fixed order, as :meth:`test_batches`."""
+        raise DataError(f"{self.name}: this data set was loaded without a validation split; "
+                        "load it with validation_subset=N (TrainConfig.validation_subset)")
+
+    def eval_batches(self, split: str, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """The batches of ``split``: "test" or "validation"."""
+        if split == "test":
+            return self.test_batches(batch_size)
+        if split == "validation":
+            return self.validation_batches(batch_size)
+        raise DataError(f"unknown evaluation split {split!r}; choose test or validation")
+
 
 def _positive_batch_size(batch_size: int) -> int:
     """``batch_size`` as a Python int (numpy integers from a sweep grid welcome)."""
@@ -275,6 +290,8 @@ class TensorImageData(ImageData):
     test_y: Tensor
     mean: Tensor
     std: Tensor
+    validation_x: Tensor | None = None  # a stratified subset of the test images outside the
+    validation_y: Tensor | None = None  # test subset: disjoint from test_x by construction
 
     @property
     def input_shape(self) -> tuple[int, int, int]:  # type: ignore[override]
@@ -287,6 +304,10 @@ class TensorImageData(ImageData):
     @property
     def num_test(self) -> int:  # type: ignore[override]
         return int(self.test_x.shape[0])
+
+    @property
+    def num_validation(self) -> int:  # type: ignore[override]
+        return 0 if self.validation_x is None else int(self.validation_x.shape[0])
 
     @property
     def device(self) -> torch.device:  # type: ignore[override]
@@ -402,17 +423,41 @@ class TensorImageData(ImageData):
 
     def test_batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
         """All test examples in order; see :meth:`ImageData.test_batches`."""
-        batch_size = _positive_batch_size(batch_size)
-        return (
-            (self.test_x[start : start + batch_size], self.test_y[start : start + batch_size])
-            for start in range(0, self.num_test, batch_size)
-        )
+        return _in_order(self.test_x, self.test_y, batch_size)
+
+    def validation_batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """All validation examples in order; see :meth:`ImageData.validation_batches`."""
+        if self.validation_x is None:
+            return super().validation_batches(batch_size)
+        return _in_order(self.validation_x, self.validation_y, batch_size)
 
     def __repr__(self) -> str:
         return (
             f"TensorImageData(name={self.name!r}, num_train={self.num_train}, "
             f"num_test={self.num_test}, input_shape={self.input_shape}, device={self.device})"
         )
+
+
+def _in_order(x: Tensor, y: Tensor, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+    batch_size = _positive_batch_size(batch_size)
+    return ((x[start : start + batch_size], y[start : start + batch_size])
+            for start in range(0, x.shape[0], batch_size))
+
+
+def validation_indices(labels: Tensor, test_keep: Tensor, size: int, num_classes: int,
+                       seed: int) -> Tensor:
+    """Indices of a stratified validation set of ``size`` examples among the test examples
+    that ``test_keep`` (the test subset) leaves out: never one of the test subset's.
+    Fashion-MNIST's 10,000 test images with a 5,000-image test subset leave 500 per class,
+    so a 5,000-image validation set is exactly the other stratified half."""
+    outside = torch.ones(labels.numel(), dtype=torch.bool)
+    outside[test_keep] = False
+    rest = torch.nonzero(outside).flatten()
+    if size > rest.numel():
+        raise DataError(f"validation_subset={size} asks for more images than the "
+                        f"{rest.numel()} test images outside the test subset; use at most "
+                        f"{rest.numel()} or a smaller test_subset")
+    return rest[stratified_subset(labels[rest], size, num_classes, seed)]
 
 
 def _channel_statistics(images: Tensor) -> tuple[Tensor, Tensor]:
@@ -448,6 +493,7 @@ def _tensor_data(
     train_subset: int | None,
     test_subset: int | None,
     subset_seed: int,
+    validation_subset: int | None = None,
 ) -> TensorImageData:
     """Normalise uint8 (N, C, H, W) images with full-train statistics, subset, move to device."""
     train_images = torch.as_tensor(np.ascontiguousarray(train_images))
@@ -461,8 +507,16 @@ def _tensor_data(
     if train_subset is not None:
         keep = stratified_subset(train_labels, train_subset, num_classes, subset_seed)
         train_images, train_labels = train_images[keep], train_labels[keep]
+    validation = None
+    if validation_subset is not None and test_subset is None:
+        raise DataError("a validation split needs a test subset (the validation images are "
+                        "the test images outside it); give test_subset as well")
     if test_subset is not None:
         keep = stratified_subset(test_labels, test_subset, num_classes, subset_seed)
+        if validation_subset is not None:
+            chosen = validation_indices(test_labels, keep, validation_subset, num_classes,
+                                        subset_seed)
+            validation = (test_images[chosen], test_labels[chosen])
         test_images, test_labels = test_images[keep], test_labels[keep]
     device = torch.device(device)
 
@@ -484,6 +538,8 @@ def _tensor_data(
         test_y=test_labels.to(device),
         mean=mean,
         std=std,
+        validation_x=None if validation is None else normalise(validation[0]),
+        validation_y=None if validation is None else validation[1].to(device),
     )
 
 

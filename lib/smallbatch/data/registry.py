@@ -88,6 +88,7 @@ def load_data(
     train_subset: int | None = None,
     test_subset: int | None = None,
     subset_seed: int = 0,
+    validation_subset: int | None = None,
     download: bool = False,
     device: str | torch.device = "cpu",
     image_size: int = 224,
@@ -101,6 +102,8 @@ def load_data(
         train_subset: size of a stratified training subset (None: all).
         test_subset: size of a stratified test subset (None: all; for smoke runs).
         subset_seed: seed of the subset choice, independent of the run seed.
+        validation_subset: size of a stratified validation set drawn from the test images
+            outside ``test_subset`` (None: no validation set; needs ``test_subset``).
         download: let torchvision fetch fashion-mnist / cifar10 / cifar100 if missing.
         device: where tensors (or streamed batches) live.
         image_size: ImageNet crop size only.
@@ -121,7 +124,8 @@ def load_data(
             "loaded data here must read a stored record instead (or build the book with "
             f"--compute-missing). Unset {readers.NO_DATA_ENV} to load data sets.")
     subsets = {}
-    for argument, value in (("train_subset", train_subset), ("test_subset", test_subset)):
+    for argument, value in (("train_subset", train_subset), ("test_subset", test_subset),
+                            ("validation_subset", validation_subset)):
         try:
             subsets[argument] = None if value is None else operator.index(value)
         except TypeError:
@@ -130,6 +134,9 @@ def load_data(
             raise DataError(f"{argument} must be a positive integer or None, got {value!r}")
     train_subset, test_subset = subsets["train_subset"], subsets["test_subset"]
     data_root = readers.default_data_root(root)
+    if row.read is None and validation_subset is not None:
+        raise DataError(f"{name}: streamed data sets have no validation split yet; leave "
+                        "validation_subset unset")
     if row.read is None:  # streamed
         return _load_imagenet(
             data_root, label=row.label, download=download, device=device, image_size=image_size, num_workers=num_workers,
@@ -139,4 +146,5 @@ def load_data(
     return _tensor_data(
         name, label=row.label, **arrays, device=device,
         train_subset=train_subset, test_subset=test_subset, subset_seed=subset_seed,
+        validation_subset=subsets["validation_subset"],
     )

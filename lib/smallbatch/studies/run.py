@@ -119,13 +119,15 @@ def _data_for(config: TrainConfig, data_root, device):
     from ..data import load_data
 
     key = (config.data, config.train_subset, config.test_subset, config.subset_seed,
-           str(data_root), str(device))
+           config.validation_subset, str(data_root), str(device))
     if key not in _DATA_CACHE:
         _DATA_CACHE.clear()  # keep one data set in memory at a time
         _DATA_CACHE[key] = load_data(config.data, root=data_root,
                                      train_subset=config.train_subset,
                                      test_subset=config.test_subset,
-                                     subset_seed=config.subset_seed, device=device)
+                                     subset_seed=config.subset_seed,
+                                     validation_subset=config.validation_subset,
+                                     device=device)
     return _DATA_CACHE[key]
 
 

@@ -70,7 +70,7 @@ def parse_number(text: str) -> float:
 
 def _parse_value(name: str, value: Any) -> Any:
     if name in ("base_lr", "weight_decay", "warmup_fraction", "lr_decay", "momentum",
-                "divergence_loss") and isinstance(value, str):
+                "divergence_loss", "eval_growth", "stop_accuracy") and isinstance(value, str):
         return parse_number(value)
     if name == "lr_milestones":
         return tuple(value)

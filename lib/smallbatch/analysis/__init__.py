@@ -75,3 +75,18 @@ __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run"
            "curves_reader", "curves_from_epochs",
            "TABLE_KINDS", "MISSING", "table_file_name", "trials_table", "epochs_table",
            "write_tables", "downloads_html"]
+
+# --- thin-engine ---
+from .costs import (PAPER_GRID_BATCH_SIZES, TARGET_GRID_SPEEDUP, TARGET_RATE_RATIO,
+                    EngineRecords, captured_step, cost_check_text, engine_targets,
+                    ensemble_cap_text, full_cost_shown, full_scale_status,
+                    gpu_against_cpu_text, hours_notes, load_engine_benchmarks,
+                    paper_grid_examples, paper_grid_hours, reference_ceiling, seed_packing,
+                    throughput_machine, throughput_table, vmap_against_grouped)
+
+__all__ += ["PAPER_GRID_BATCH_SIZES", "TARGET_GRID_SPEEDUP", "TARGET_RATE_RATIO",
+            "EngineRecords", "captured_step", "cost_check_text", "engine_targets",
+            "ensemble_cap_text", "full_cost_shown", "full_scale_status",
+            "gpu_against_cpu_text", "hours_notes", "load_engine_benchmarks",
+            "paper_grid_examples", "paper_grid_hours", "reference_ceiling", "seed_packing",
+            "throughput_machine", "throughput_table", "vmap_against_grouped"]

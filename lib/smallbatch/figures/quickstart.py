@@ -1,7 +1,9 @@
-"""The quickstart's figure (book: "Quickstart"): one run's training curves."""
+"""The quickstart's figure and table (book: "Quickstart"): one run's training curves, and
+what the run was and did."""
 
 from __future__ import annotations
 
+import math
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -36,3 +38,39 @@ def training_curves(history: pd.DataFrame, title: str = "") -> go.Figure:
     fig.update_layout(title_text=title, height=420, legend=dict(orientation="h", y=-0.2),
                       margin=dict(t=80))
     return fig
+
+
+def _lr_text(config) -> str:
+    """"2^-8" for a base learning rate of 2^-8 (the chapters write eta_tilde as a power of 2)."""
+    return f"2^{math.log2(config.base_lr):g}"
+
+
+def run_summary(result, name: str = "quickstart run") -> pd.DataFrame:
+    """One run in a column (book: "Quickstart"): its data and model (with its parameters),
+    m, eta_tilde and eta, status, headline accuracy (the median test accuracy of the last
+    five epochs), wall time and rate, device and threads, and code commit.
+
+    Args:
+        result: a ``TrainResult`` (``train_or_load``'s).
+        name: the column's name.
+    """
+    config, provenance = result.config, result.provenance
+    summary = {
+        "data": result.data_label,
+        "model": f"{config.model} ({result.num_parameters:,} parameters)",
+        "m, eta_tilde, eta": f"{config.batch_size}, {_lr_text(config)}, {config.peak_lr:g}",
+        "status": result.status,
+        "median test accuracy, last 5 epochs": result.test_accuracy,
+        "wall time (s), training examples per second":
+            f"{result.wall_time:.0f}, {result.examples_per_second:,.0f}",
+        "device, threads": f"{provenance['device']}, {provenance['threads']}",
+        "code commit": provenance["git_commit"],
+    }
+    return pd.Series(summary, name=name).to_frame()
+
+
+def run_title(result) -> str:
+    """A figure title for one run (book: "Quickstart"): data, model, m, eta_tilde and eta."""
+    config = result.config
+    return (f"{result.data_label}, {config.model}, m = {config.batch_size}, "
+            f"η̃ = {_lr_text(config)} (η = {config.peak_lr:g})")

@@ -268,8 +268,10 @@ def _rate_row(mode, bn, m, members, threads, processes, rate):
 
 
 def test_vmap_against_the_grouped_module():
-    rows = [_rate_row("grouped", True, 2, 8, 1, 2, 100.0), _rate_row("vmap", True, 2, 8, 1, 2, 80.0),
-            _rate_row("grouped", True, 8, 8, 1, 2, 100.0), _rate_row("vmap", True, 8, 8, 1, 2, 120.0),
+    rows = [_rate_row("grouped", True, 2, 8, 1, 2, 100.0),
+            _rate_row("vmap", True, 2, 8, 1, 2, 80.0),
+            _rate_row("grouped", True, 8, 8, 1, 2, 100.0),
+            _rate_row("vmap", True, 8, 8, 1, 2, 120.0),
             _rate_row("grouped", False, 2, 8, 1, 2, 100.0),
             _rate_row("vmap", False, 2, 8, 1, 2, 90.0),
             # other configurations of the grouped module: not compared
@@ -283,7 +285,8 @@ def test_vmap_against_the_grouped_module():
                     "module's rate; with batch norm, vmap ran at 0.80-1.20 of the grouped "
                     "module's rate (faster at m = 8: `--method vmap` selects it).")
     with pytest.raises(ValueError, match="one \\(members, threads, processes\\)"):
-        analysis.vmap_against_grouped(_throughput(rows + [_rate_row("vmap", True, 2, 4, 1, 2, 1.0)]))
+        analysis.vmap_against_grouped(
+            _throughput(rows + [_rate_row("vmap", True, 2, 4, 1, 2, 1.0)]))
 
 
 def test_seeds_packed_against_one_seed_per_ensemble():

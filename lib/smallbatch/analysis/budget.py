@@ -17,7 +17,9 @@ E = m S the examples to a target,
 equivalently S(m) = S_min + E_min / m, so S is linear in 1/m; the critical batch size is
 B_crit = E_min / S_min. The simple noise scale B_simple = tr(Sigma) / |G|^2 is estimated
 from the squared norms of mean gradients at two batch sizes (their appendix A), which needs
-no per-example gradients and so works with batch norm.
+no per-example gradients and so works with batch norm: the estimator is theory's
+(:func:`smallbatch.theory.noisescale.two_batch_noise_scale`, re-exported here); which run of
+a study it measures is chosen here (:func:`recipe`, :func:`noise_scale_configs`).
 """
 
 from __future__ import annotations
@@ -28,11 +30,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .cells import best_first
+from ..store import MeasurementError, load_result
+from ..studies import load_study, validate_study
+from ..theory.noisescale import NoiseScaleConfig, measurements_along, two_batch_noise_scale
+from ..train import TrainConfig, lr_at_step
+from .cells import best_first, best_per_batch, cell_summary, study_data
 
 __all__ = ["TARGETS_BELOW_BEST", "budget_targets", "steps_to_target", "best_steps_to_target",
            "TradeoffFit", "fit_tradeoff", "critical_batch", "critical_batch_text",
-           "two_batch_noise_scale",
+           "two_batch_noise_scale", "recipe", "noise_scale_configs", "stored_trial",
            "accuracy_at_steps", "best_at_steps", "step_counts", "fit_at_best",
            "lr_saturation", "weight_decay_shrink"]
 
@@ -153,25 +159,6 @@ def fit_tradeoff(batch_sizes, steps, *, samples=None, confidence: float = 0.95,
             tail = (1 - confidence) / 2
             low, high = (float(q) for q in np.quantile(draws, [tail, 1 - tail]))
     return TradeoffFit(s_min=s_min, e_min=e_min, b_crit=e_min / s_min, low=low, high=high)
-
-
-def two_batch_noise_scale(small_batch: int, small_sq_norm: float, big_batch: int,
-                          big_sq_norm: float) -> dict[str, float]:
-    """McCandlish et al.'s unbiased estimates from |G_B|^2, the squared norm of a mean
-    gradient over B examples, measured at two batch sizes B_small < B_big:
-
-        |G|^2     = (B_big |G_Bbig|^2 - B_small |G_Bsmall|^2) / (B_big - B_small)
-        tr(Sigma) = (|G_Bsmall|^2 - |G_Bbig|^2) / (1 / B_small - 1 / B_big)
-
-    since E|G_B|^2 = |G|^2 + tr(Sigma) / B for B examples drawn with replacement. Returns
-    grad_sq_norm, trace_sigma and B_simple = trace_sigma / grad_sq_norm (each an average
-    over many measurements in practice: the ratio of averages, not the average of ratios)."""
-    if not 0 < small_batch < big_batch:
-        raise ValueError(f"need 0 < small_batch < big_batch, got {small_batch}, {big_batch}")
-    grad_sq = (big_batch * big_sq_norm - small_batch * small_sq_norm) / (big_batch - small_batch)
-    trace = (small_sq_norm - big_sq_norm) / (1 / small_batch - 1 / big_batch)
-    return {"grad_sq_norm": grad_sq, "trace_sigma": trace,
-            "b_simple": trace / grad_sq if grad_sq > 0 else math.inf}
 
 
 def critical_batch(per_trial: pd.DataFrame, *, confidence: float = 0.95, resamples: int = 2000,
@@ -345,8 +332,6 @@ def weight_decay_shrink(config, weight_decay: float, train_examples: int) -> flo
     decay SGD is given (:attr:`TrainConfig.sgd_weight_decay`). With the per-example form the
     exponent is about lambda * eta_tilde * examples seen * the schedule's mean factor, so at
     a fixed epoch budget it follows each m's best eta_tilde, not m itself."""
-    from ..train import lr_at_step
-
     decayed = config.replace(weight_decay=weight_decay)
     total = (train_examples // config.batch_size) * config.num_epochs
     schedule = dict(milestones=config.lr_milestones, decay=config.lr_decay,
@@ -354,3 +339,53 @@ def weight_decay_shrink(config, weight_decay: float, train_examples: int) -> flo
     log_factor = sum(math.log1p(-lr_at_step(t, total, config.peak_lr, **schedule)
                                 * decayed.sgd_weight_decay) for t in range(total))
     return math.exp(log_factor)
+
+
+# ------------------------------------------------------- the runs the noise scale measures
+
+def recipe(study: str, scale: str, *, batch_size: int, seed: int = 0,
+           base_lr: float | None = None) -> TrainConfig:
+    """The trial of ``study`` at ``scale`` with m = ``batch_size``, ``seed`` and eta_tilde
+    = ``base_lr``; by default the best eta_tilde at that m in the study's stored records
+    (:func:`~smallbatch.analysis.best_per_batch`: the highest median score over seeds). The
+    config is the study's own trial, so it hashes to the stored record's name (book: "Budget
+    against batch size", the noise scale against the observed critical batch).
+
+    Raises:
+        MeasurementError: no stored trials to choose from, or no such trial in the study.
+    """
+    spec = load_study(study, scale)
+    if base_lr is None:
+        data = study_data(spec, scale)
+        if data.frame.empty or batch_size not in set(data.frame["batch_size"]):
+            raise MeasurementError(
+                f"no stored trials of {study} at scale {scale} with m = {batch_size} to take "
+                f"the best eta_tilde from (in {spec.results_dir}); run the study, or pass "
+                "base_lr")
+        log2_lr = int(best_per_batch(cell_summary(data.frame)).loc[batch_size, "log2_base_lr"])
+    else:
+        log2_lr = round(math.log2(base_lr))
+    trials = [c for c in validate_study(spec) if c.batch_size == batch_size
+              and c.seed == seed and round(math.log2(c.base_lr)) == log2_lr]
+    if len(trials) != 1:
+        raise MeasurementError(f"study {study} ({scale}) has {len(trials)} trials with "
+                               f"m = {batch_size}, seed {seed}, eta_tilde = 2^{log2_lr}; "
+                               "choose a cell of its grid")
+    return trials[0]
+
+
+def noise_scale_configs(settings, scale: str) -> list[NoiseScaleConfig]:
+    """The measurements of :func:`smallbatch.presets.noise_scale` ``settings`` at ``scale``:
+    for each of its studies, :func:`recipe`'s run (its ``base_lrs``, else the stored best at
+    m), measured along it (:func:`~smallbatch.theory.noisescale.measurements_along`)."""
+    base_lrs = settings.base_lrs or (None,) * len(settings.studies)
+    return [config
+            for study, base_lr in zip(settings.studies, base_lrs, strict=True)
+            for config in measurements_along(
+                recipe(study, scale, batch_size=settings.batch_size, seed=settings.seed,
+                       base_lr=base_lr), settings)]
+
+
+def stored_trial(config: TrainConfig, study: str, scale: str):
+    """The stored TrainResult of ``config`` in ``study``'s records at ``scale``, or None."""
+    return load_result(config, load_study(study, scale).results_dir)

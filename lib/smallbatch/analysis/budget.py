@@ -30,16 +30,20 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .. import presets
 from ..store import MeasurementError, load_result
 from ..studies import load_study, validate_study
-from ..theory.noisescale import NoiseScaleConfig, measurements_along, two_batch_noise_scale
+from ..theory import noisescale
+from ..theory.noisescale import two_batch_noise_scale  # theory's, re-exported here
 from ..train import TrainConfig, lr_at_step
 from .cells import best_first, best_per_batch, cell_summary, study_data
 
 __all__ = ["TARGETS_BELOW_BEST", "budget_targets", "steps_to_target", "best_steps_to_target",
            "TradeoffFit", "fit_tradeoff", "critical_batch", "critical_batch_text",
            "two_batch_noise_scale", "recipe", "noise_scale_configs", "stored_trial",
-           "accuracy_at_steps", "best_at_steps", "step_counts", "fit_at_best",
+           "targets_reached", "accuracy_at_steps", "best_at_steps", "best_at_step_counts",
+           "step_counts", "fit_at_best", "NOISE_SCALE_RESULTS", "NoiseScaleMeasured",
+           "measure_noise_scale",
            "lr_saturation", "weight_decay_shrink"]
 
 
@@ -217,6 +221,22 @@ def critical_batch_text(critical: dict) -> str:
     return f"only {len(critical['batch_sizes'])} m reached it: no fit"
 
 
+def targets_reached(epochs: pd.DataFrame, summary: pd.DataFrame) -> dict[str, tuple]:
+    """For one set of runs, each of its :func:`budget_targets` (label -> (fastest cell per
+    m, :func:`critical_batch`)), what the figure of steps and examples to a target shows
+    (book: "Budget against batch size", steps and examples to a target).
+
+    Args:
+        epochs: the set's :func:`smallbatch.store.epochs_frame` rows.
+        summary: its :func:`~smallbatch.analysis.cell_summary`, which sets the targets.
+    """
+    out = {}
+    for label, target in budget_targets(summary).items():
+        per_trial = steps_to_target(epochs, target)
+        out[label] = (best_steps_to_target(per_trial), critical_batch(per_trial))
+    return out
+
+
 def step_counts(trials: pd.DataFrame) -> pd.Series:
     """Per trial (``config_hash``): the SGD steps its run was set to take, num_epochs times
     the steps of one epoch (``trials``: a study's frame, with ``train_subset``)."""
@@ -270,6 +290,17 @@ def best_at_steps(at_steps: pd.DataFrame) -> pd.DataFrame:
         seeds=("seed", "nunique"), schedule_fraction=("schedule_fraction", "first"))
     cells = best_first(cells.reset_index(), ["batch_size"])
     return cells.groupby("batch_size").head(1).set_index("batch_size")
+
+
+def best_at_step_counts(trials: pd.DataFrame, epochs: pd.DataFrame, *, chance: float
+                        ) -> dict[int, pd.DataFrame]:
+    """:func:`best_at_steps` at every power of two S up to the longest run's steps, for the
+    S where at least two m have an epoch ending there (book: "Budget against batch size",
+    equal steps within the fixed-epoch runs). ``chance``: a diverged trial's score."""
+    counts = [2 ** k for k in range(int(math.log2(step_counts(trials).max())) + 1)]
+    tables = {s: best_at_steps(accuracy_at_steps(trials, epochs, s, chance=chance))
+              for s in counts}
+    return {s: t for s, t in tables.items() if len(t) >= 2}
 
 
 def fit_at_best(trials: pd.DataFrame, epochs: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
@@ -374,14 +405,14 @@ def recipe(study: str, scale: str, *, batch_size: int, seed: int = 0,
     return trials[0]
 
 
-def noise_scale_configs(settings, scale: str) -> list[NoiseScaleConfig]:
+def noise_scale_configs(settings, scale: str) -> list[noisescale.NoiseScaleConfig]:
     """The measurements of :func:`smallbatch.presets.noise_scale` ``settings`` at ``scale``:
     for each of its studies, :func:`recipe`'s run (its ``base_lrs``, else the stored best at
     m), measured along it (:func:`~smallbatch.theory.noisescale.measurements_along`)."""
     base_lrs = settings.base_lrs or (None,) * len(settings.studies)
     return [config
             for study, base_lr in zip(settings.studies, base_lrs, strict=True)
-            for config in measurements_along(
+            for config in noisescale.measurements_along(
                 recipe(study, scale, batch_size=settings.batch_size, seed=settings.seed,
                        base_lr=base_lr), settings)]
 
@@ -389,3 +420,32 @@ def noise_scale_configs(settings, scale: str) -> list[NoiseScaleConfig]:
 def stored_trial(config: TrainConfig, study: str, scale: str):
     """The stored TrainResult of ``config`` in ``study``'s records at ``scale``, or None."""
     return load_result(config, load_study(study, scale).results_dir)
+
+
+# The noise-scale measurements' folder: results/<this>/<scale>.
+NOISE_SCALE_RESULTS = "noise-scale"
+
+
+@dataclass(frozen=True)
+class NoiseScaleMeasured:
+    """The noise scale along each study's :func:`recipe` run at one scale."""
+
+    settings: presets.NoiseScaleSettings
+    frame: pd.DataFrame       # :func:`~smallbatch.theory.noisescale.noise_scale_frame`
+    reproduced: pd.DataFrame  # :func:`~smallbatch.theory.noisescale.reproduction_frame`
+
+
+def measure_noise_scale(scale: str) -> NoiseScaleMeasured:
+    """The noise-scale measurements of :func:`smallbatch.presets.noise_scale` at ``scale``
+    (stored ones read, the rest measured and stored; at smoke measured and never stored),
+    with each checkpoint set against the stored trial it is part of (book: "Budget against
+    batch size", the noise scale against the observed critical batch)."""
+    settings = presets.noise_scale(scale)
+    configs = noise_scale_configs(settings, scale)
+    folder = presets.results_dir(NOISE_SCALE_RESULTS, scale)
+    records = [noisescale.measure(config, folder) for config in configs]
+    per_study = len(settings.epochs)  # noise_scale_configs: each study's checkpoints in turn
+    trials = [stored_trial(c.checkpoint.config, settings.studies[k // per_study], scale)
+              for k, c in enumerate(configs)]
+    return NoiseScaleMeasured(settings, noisescale.noise_scale_frame(records),
+                              noisescale.reproduction_frame(records, [t for t in trials if t]))

@@ -222,3 +222,21 @@ def test_a_recipe_off_the_grid_or_without_records_is_refused():
         budget.recipe("resnet-bn", "smoke", batch_size=4, base_lr=2.0 ** 5)
     with pytest.raises(MeasurementError, match="no stored trials"):
         budget.recipe("resnet-bn", "scaled", batch_size=3)
+
+
+def test_the_scaled_measurements_are_read_and_set_against_their_stored_trials(monkeypatch):
+    """measure_noise_scale reads the six stored records (nothing is measured) and sets each
+    checkpoint against the stored trial it reproduces: the difference is the checkpoint's
+    test accuracy less the trial's at the same epoch."""
+    def fail(*args, **kwargs):
+        raise AssertionError("a scaled measurement is not stored")
+
+    monkeypatch.setattr(noisescale, "compute", fail)
+    measured = budget.measure_noise_scale("scaled")
+    assert len(measured.frame) == 6 and measured.settings == presets.noise_scale("scaled")
+    assert (measured.frame["per_example"] > 0).sum() == 3  # without batch norm only
+    reproduced = measured.reproduced
+    assert len(reproduced) == 6 and set(reproduced["epochs"]) == {1, 5, 8}
+    assert np.allclose(reproduced["difference"], reproduced["checkpoint_test_accuracy"]
+                       - reproduced["trial_test_accuracy"])
+    assert (reproduced["difference"].abs() < 0.2).all()

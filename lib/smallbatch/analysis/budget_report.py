@@ -1,6 +1,7 @@
-"""What the chapter "Budget against batch size" shows, section by section: one function per
-table, figure input or short text, each returning data (a DataFrame, a styled table, a
-Markdown string) that the chapter displays. The measures themselves are
+"""What the chapter "Budget against batch size" shows (book: "Budget against batch size"),
+section by section: one function per table, figure input or short text, each returning data
+(a DataFrame, a styled table, a Markdown string) that the chapter displays. The functions
+are grouped under comments that name the chapter's sections. The measures themselves are
 :mod:`smallbatch.analysis.budget`'s; this module puts them together for the chapter's sets
 of runs.
 
@@ -40,7 +41,7 @@ EQUAL_STEPS_STUDY = "equal-steps"  # the study that gives every m the same SGD s
 EQUAL_STEPS = "every m given the same SGD steps"  # its runs' label in the chapter
 
 
-# ------------------------------------------------------------------------- the sets of runs
+# --------------------------------------------------- the sets of runs (the chapter's opening)
 
 def load_studies(scale: str) -> tuple[dict[str, StudyData], StudyData]:
     """Chapter 20's studies by name (at smoke only the headline one, which trains in
@@ -105,7 +106,7 @@ def budget_runs(studies: dict[str, StudyData], equal: StudyData, *,
                       bests)
 
 
-# ------------------------------------------------------------- steps and examples to a target
+# ------------------------------------------------------- section: Steps and examples to a target
 
 def steps_to_targets(runs: BudgetRuns) -> dict[str, dict[str, tuple]]:
     """Per set of runs (label), :func:`~smallbatch.analysis.budget.targets_reached`: target
@@ -146,7 +147,7 @@ def epoch_grid_text(side: StudyData) -> str:
         "steps.")
 
 
-# ----------------------------------------------------------- underfitting or a generalisation gap
+# ----------------------------------------------- section: Underfitting or a generalisation gap?
 
 def fits_at_best(runs: BudgetRuns) -> dict[str, pd.DataFrame]:
     """:func:`~smallbatch.analysis.budget.fit_at_best` for the headline study and the
@@ -180,7 +181,7 @@ def fit_sentences(fits: dict[str, pd.DataFrame]) -> str:
     return "\n\n".join(sentences)
 
 
-# ------------------------------------------------------------ where the learning rate saturates
+# ------------------------------------------------- section: Where the learning rate saturates
 
 def lr_saturations(runs: BudgetRuns) -> dict[str, dict]:
     """Per set of runs, :func:`~smallbatch.analysis.budget.lr_saturation` at its margin."""
@@ -201,6 +202,8 @@ def saturation_table(saturation: dict[str, dict], margins: dict[str, float]):
         {"noise margin": "{:.4f}"})
 
 
+# ---------------------------------------- section: Equal steps within the fixed-epoch runs
+
 def best_at_equal_steps(runs: BudgetRuns, label: str) -> dict[int, pd.DataFrame]:
     """Equal steps within one set of fixed-epoch runs:
     :func:`~smallbatch.analysis.budget.best_at_step_counts`, a diverged trial scoring
@@ -209,7 +212,7 @@ def best_at_equal_steps(runs: BudgetRuns, label: str) -> dict[int, pd.DataFrame]
     return best_at_step_counts(side.frame, runs.epochs[label], chance=1.0 / side.num_classes)
 
 
-# ------------------------------------------------------------------- the equal-steps experiment
+# ------------------------------------------------------- section: The equal-steps experiment
 
 def cost_text(data: StudyData) -> str:
     """What the equal-steps study ``data`` cost (:func:`~smallbatch.analysis.cost_summary`):
@@ -261,7 +264,7 @@ def equal_steps_verdict(runs: BudgetRuns, reference: int, edges: pd.DataFrame
 
 
 
-# ------------------------------------------------------ the noise scale against the critical batch
+# ------------------------------------- section: The noise scale against the observed critical batch
 
 _NOISE_COLUMNS = {  # noise_scale_frame column -> its heading in the chapter's table
     "steps": "steps", "test_accuracy": "test accuracy",
@@ -390,7 +393,7 @@ def noise_against_critical_text(noise: pd.DataFrame, yardstick: pd.DataFrame,
                                "this scale.")
 
 
-# ------------------------------------------------------------------------------ the conclusion
+# ------------------------------------- section: What these runs say about the two positions
 
 _MASTERS_READING = {
     AGREES: "Masters and Luschi's reading holds here",

@@ -6,9 +6,9 @@ way, with no cycle and no side effect at import: cli, analysis and studies use t
 store and the core; the core (ensemble, train) uses data, models and provenance; figures
 take DataFrames and import nothing of the package but three helpers of analysis (the
 budget's formatters; the explorer's line on a cell, which the book's script writes the same
-way; and best_first, the one rule that picks a best). Two lazy imports reach across:
-theory.noisescale reads analysis to find a study's best run to measure, and
-analysis.load_or_run trains a smoke study (studies).
+way; and best_first, the one rule that picks a best). One lazy import reaches across:
+analysis.load_or_run trains a smoke study (studies). Which run the noise scale measures (a
+study's best) is chosen in analysis.budget; theory imports neither analysis nor studies.
 
 The research core
     models       the paper's networks (ResNet-8/20/32/50, the reduced AlexNet, ghost BN)

@@ -227,7 +227,7 @@ def stale_gradients(scale: str) -> StaleGradientSettings:
 class NoiseScaleSettings:
     """Sizes for the noise scale along a run (``smallbatch.theory.noisescale``): the recipe
     is each study's trial at m = ``batch_size`` and ``seed`` with the best eta_tilde at that
-    m in its stored records (``noisescale.recipe``), measured at ``epochs`` epochs of its
+    m in its stored records (``analysis.budget.recipe``), measured at ``epochs`` epochs of its
     own ``num_epochs``-epoch run."""
 
     studies: tuple[str, ...]  # the studies whose recipe is measured (with and without BN)

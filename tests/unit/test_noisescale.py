@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from smallbatch import presets
+from smallbatch.analysis import budget
 from smallbatch.data import load_data
 from smallbatch.models import build_model
 from smallbatch.store import MeasurementError, load_measurement, measurement_path
@@ -183,7 +184,7 @@ def test_batches_larger_than_the_data_are_refused():
 def test_smoke_presets_name_valid_configs():
     """The smoke recipe is each study's smoke trial (no stored records needed), with
     per-example gradients only for the network without batch norm."""
-    configs = noisescale.configs_for(presets.noise_scale("smoke"), "smoke")
+    configs = budget.noise_scale_configs(presets.noise_scale("smoke"), "smoke")
     assert {c.checkpoint.config.batch_norm: c.per_example > 0 for c in configs} == \
         {"all": False, "none": True}
     for config in configs:
@@ -194,10 +195,48 @@ def test_the_scaled_presets_are_stored():
     """Every scaled measurement is in results/noise-scale/scaled under its hash (a changed
     preset or best eta_tilde would name records that are not stored), and each checkpoint
     is the stored trial's recipe."""
-    configs = noisescale.configs_for(presets.noise_scale("scaled"), "scaled")
+    configs = budget.noise_scale_configs(presets.noise_scale("scaled"), "scaled")
     folder = presets.study_dir("noise-scale", "scaled")
     assert len(configs) == 6
     for config in configs:
         assert load_measurement(folder, noisescale.KIND, config) is not None, config
         study = "resnet-bn" if config.checkpoint.config.batch_norm == "all" else "resnet-nobn"
-        assert noisescale.stored_trial(config.checkpoint.config, study, "scaled") is not None
+        assert budget.stored_trial(config.checkpoint.config, study, "scaled") is not None
+
+
+def test_measurements_along_a_run_are_its_checkpoints_with_per_example_gradients_without_bn():
+    settings = presets.noise_scale("scaled")  # epochs 1, 5 and 8 of the run
+    with_bn = CONFIG.replace(batch_norm="all", num_epochs=10)
+    measured = noisescale.measurements_along(with_bn, settings)
+    assert [c.checkpoint.epochs for c in measured] == [1, 5, 8]
+    assert {(c.checkpoint.run_epochs, c.per_example, c.small_batch, c.big_batch)
+            for c in measured} == {(10, 0, settings.small_batch, settings.big_batch)}
+    without = noisescale.measurements_along(CONFIG.replace(num_epochs=10), settings)
+    assert {c.per_example for c in without} == {settings.per_example}
+    # the estimator theory owns, re-exported where the chapter's analysis reads it
+    assert budget.two_batch_noise_scale is noisescale.two_batch_noise_scale
+
+
+def test_a_recipe_off_the_grid_or_without_records_is_refused():
+    with pytest.raises(MeasurementError, match="choose a cell of its grid"):
+        budget.recipe("resnet-bn", "smoke", batch_size=4, base_lr=2.0 ** 5)
+    with pytest.raises(MeasurementError, match="no stored trials"):
+        budget.recipe("resnet-bn", "scaled", batch_size=3)
+
+
+def test_the_scaled_measurements_are_read_and_set_against_their_stored_trials(monkeypatch):
+    """measure_noise_scale reads the six stored records (nothing is measured) and sets each
+    checkpoint against the stored trial it reproduces: the difference is the checkpoint's
+    test accuracy less the trial's at the same epoch."""
+    def fail(*args, **kwargs):
+        raise AssertionError("a scaled measurement is not stored")
+
+    monkeypatch.setattr(noisescale, "compute", fail)
+    measured = budget.measure_noise_scale("scaled")
+    assert len(measured.frame) == 6 and measured.settings == presets.noise_scale("scaled")
+    assert (measured.frame["per_example"] > 0).sum() == 3  # without batch norm only
+    reproduced = measured.reproduced
+    assert len(reproduced) == 6 and set(reproduced["epochs"]) == {1, 5, 8}
+    assert np.allclose(reproduced["difference"], reproduced["checkpoint_test_accuracy"]
+                       - reproduced["trial_test_accuracy"])
+    assert (reproduced["difference"].abs() < 0.2).all()

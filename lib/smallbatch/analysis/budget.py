@@ -17,7 +17,9 @@ E = m S the examples to a target,
 equivalently S(m) = S_min + E_min / m, so S is linear in 1/m; the critical batch size is
 B_crit = E_min / S_min. The simple noise scale B_simple = tr(Sigma) / |G|^2 is estimated
 from the squared norms of mean gradients at two batch sizes (their appendix A), which needs
-no per-example gradients and so works with batch norm.
+no per-example gradients and so works with batch norm: the estimator is theory's
+(:func:`smallbatch.theory.noisescale.two_batch_noise_scale`, re-exported here); which run of
+a study it measures is chosen here (:func:`recipe`, :func:`noise_scale_configs`).
 """
 
 from __future__ import annotations
@@ -28,12 +30,20 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .cells import best_first
+from .. import presets
+from ..store import MeasurementError, load_result
+from ..studies import load_study, validate_study
+from ..theory import noisescale
+from ..theory.noisescale import two_batch_noise_scale  # theory's, re-exported here
+from ..train import TrainConfig, lr_at_step
+from .cells import best_first, best_per_batch, cell_summary, study_data
 
 __all__ = ["TARGETS_BELOW_BEST", "budget_targets", "steps_to_target", "best_steps_to_target",
            "TradeoffFit", "fit_tradeoff", "critical_batch", "critical_batch_text",
-           "two_batch_noise_scale",
-           "accuracy_at_steps", "best_at_steps", "step_counts", "fit_at_best",
+           "two_batch_noise_scale", "recipe", "noise_scale_configs", "stored_trial",
+           "targets_reached", "accuracy_at_steps", "best_at_steps", "best_at_step_counts",
+           "step_counts", "fit_at_best", "NOISE_SCALE_RESULTS", "NoiseScaleMeasured",
+           "measure_noise_scale",
            "lr_saturation", "weight_decay_shrink"]
 
 
@@ -155,25 +165,6 @@ def fit_tradeoff(batch_sizes, steps, *, samples=None, confidence: float = 0.95,
     return TradeoffFit(s_min=s_min, e_min=e_min, b_crit=e_min / s_min, low=low, high=high)
 
 
-def two_batch_noise_scale(small_batch: int, small_sq_norm: float, big_batch: int,
-                          big_sq_norm: float) -> dict[str, float]:
-    """McCandlish et al.'s unbiased estimates from |G_B|^2, the squared norm of a mean
-    gradient over B examples, measured at two batch sizes B_small < B_big:
-
-        |G|^2     = (B_big |G_Bbig|^2 - B_small |G_Bsmall|^2) / (B_big - B_small)
-        tr(Sigma) = (|G_Bsmall|^2 - |G_Bbig|^2) / (1 / B_small - 1 / B_big)
-
-    since E|G_B|^2 = |G|^2 + tr(Sigma) / B for B examples drawn with replacement. Returns
-    grad_sq_norm, trace_sigma and B_simple = trace_sigma / grad_sq_norm (each an average
-    over many measurements in practice: the ratio of averages, not the average of ratios)."""
-    if not 0 < small_batch < big_batch:
-        raise ValueError(f"need 0 < small_batch < big_batch, got {small_batch}, {big_batch}")
-    grad_sq = (big_batch * big_sq_norm - small_batch * small_sq_norm) / (big_batch - small_batch)
-    trace = (small_sq_norm - big_sq_norm) / (1 / small_batch - 1 / big_batch)
-    return {"grad_sq_norm": grad_sq, "trace_sigma": trace,
-            "b_simple": trace / grad_sq if grad_sq > 0 else math.inf}
-
-
 def critical_batch(per_trial: pd.DataFrame, *, confidence: float = 0.95, resamples: int = 2000,
                    seed: int = 0) -> dict:
     """McCandlish's trade-off fitted to one target's steps (``per_trial``:
@@ -230,6 +221,22 @@ def critical_batch_text(critical: dict) -> str:
     return f"only {len(critical['batch_sizes'])} m reached it: no fit"
 
 
+def targets_reached(epochs: pd.DataFrame, summary: pd.DataFrame) -> dict[str, tuple]:
+    """For one set of runs, each of its :func:`budget_targets` (label -> (fastest cell per
+    m, :func:`critical_batch`)), what the figure of steps and examples to a target shows
+    (book: "Budget against batch size", steps and examples to a target).
+
+    Args:
+        epochs: the set's :func:`smallbatch.store.epochs_frame` rows.
+        summary: its :func:`~smallbatch.analysis.cell_summary`, which sets the targets.
+    """
+    out = {}
+    for label, target in budget_targets(summary).items():
+        per_trial = steps_to_target(epochs, target)
+        out[label] = (best_steps_to_target(per_trial), critical_batch(per_trial))
+    return out
+
+
 def step_counts(trials: pd.DataFrame) -> pd.Series:
     """Per trial (``config_hash``): the SGD steps its run was set to take, num_epochs times
     the steps of one epoch (``trials``: a study's frame, with ``train_subset``)."""
@@ -283,6 +290,17 @@ def best_at_steps(at_steps: pd.DataFrame) -> pd.DataFrame:
         seeds=("seed", "nunique"), schedule_fraction=("schedule_fraction", "first"))
     cells = best_first(cells.reset_index(), ["batch_size"])
     return cells.groupby("batch_size").head(1).set_index("batch_size")
+
+
+def best_at_step_counts(trials: pd.DataFrame, epochs: pd.DataFrame, *, chance: float
+                        ) -> dict[int, pd.DataFrame]:
+    """:func:`best_at_steps` at every power of two S up to the longest run's steps, for the
+    S where at least two m have an epoch ending there (book: "Budget against batch size",
+    equal steps within the fixed-epoch runs). ``chance``: a diverged trial's score."""
+    counts = [2 ** k for k in range(int(math.log2(step_counts(trials).max())) + 1)]
+    tables = {s: best_at_steps(accuracy_at_steps(trials, epochs, s, chance=chance))
+              for s in counts}
+    return {s: t for s, t in tables.items() if len(t) >= 2}
 
 
 def fit_at_best(trials: pd.DataFrame, epochs: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
@@ -345,8 +363,6 @@ def weight_decay_shrink(config, weight_decay: float, train_examples: int) -> flo
     decay SGD is given (:attr:`TrainConfig.sgd_weight_decay`). With the per-example form the
     exponent is about lambda * eta_tilde * examples seen * the schedule's mean factor, so at
     a fixed epoch budget it follows each m's best eta_tilde, not m itself."""
-    from ..train import lr_at_step
-
     decayed = config.replace(weight_decay=weight_decay)
     total = (train_examples // config.batch_size) * config.num_epochs
     schedule = dict(milestones=config.lr_milestones, decay=config.lr_decay,
@@ -354,3 +370,82 @@ def weight_decay_shrink(config, weight_decay: float, train_examples: int) -> flo
     log_factor = sum(math.log1p(-lr_at_step(t, total, config.peak_lr, **schedule)
                                 * decayed.sgd_weight_decay) for t in range(total))
     return math.exp(log_factor)
+
+
+# ------------------------------------------------------- the runs the noise scale measures
+
+def recipe(study: str, scale: str, *, batch_size: int, seed: int = 0,
+           base_lr: float | None = None) -> TrainConfig:
+    """The trial of ``study`` at ``scale`` with m = ``batch_size``, ``seed`` and eta_tilde
+    = ``base_lr``; by default the best eta_tilde at that m in the study's stored records
+    (:func:`~smallbatch.analysis.best_per_batch`: the highest median score over seeds). The
+    config is the study's own trial, so it hashes to the stored record's name (book: "Budget
+    against batch size", the noise scale against the observed critical batch).
+
+    Raises:
+        MeasurementError: no stored trials to choose from, or no such trial in the study.
+    """
+    spec = load_study(study, scale)
+    if base_lr is None:
+        data = study_data(spec, scale)
+        if data.frame.empty or batch_size not in set(data.frame["batch_size"]):
+            raise MeasurementError(
+                f"no stored trials of {study} at scale {scale} with m = {batch_size} to take "
+                f"the best eta_tilde from (in {spec.results_dir}); run the study, or pass "
+                "base_lr")
+        log2_lr = int(best_per_batch(cell_summary(data.frame)).loc[batch_size, "log2_base_lr"])
+    else:
+        log2_lr = round(math.log2(base_lr))
+    trials = [c for c in validate_study(spec) if c.batch_size == batch_size
+              and c.seed == seed and round(math.log2(c.base_lr)) == log2_lr]
+    if len(trials) != 1:
+        raise MeasurementError(f"study {study} ({scale}) has {len(trials)} trials with "
+                               f"m = {batch_size}, seed {seed}, eta_tilde = 2^{log2_lr}; "
+                               "choose a cell of its grid")
+    return trials[0]
+
+
+def noise_scale_configs(settings, scale: str) -> list[noisescale.NoiseScaleConfig]:
+    """The measurements of :func:`smallbatch.presets.noise_scale` ``settings`` at ``scale``:
+    for each of its studies, :func:`recipe`'s run (its ``base_lrs``, else the stored best at
+    m), measured along it (:func:`~smallbatch.theory.noisescale.measurements_along`)."""
+    base_lrs = settings.base_lrs or (None,) * len(settings.studies)
+    return [config
+            for study, base_lr in zip(settings.studies, base_lrs, strict=True)
+            for config in noisescale.measurements_along(
+                recipe(study, scale, batch_size=settings.batch_size, seed=settings.seed,
+                       base_lr=base_lr), settings)]
+
+
+def stored_trial(config: TrainConfig, study: str, scale: str):
+    """The stored TrainResult of ``config`` in ``study``'s records at ``scale``, or None."""
+    return load_result(config, load_study(study, scale).results_dir)
+
+
+# The noise-scale measurements' folder: results/<this>/<scale>.
+NOISE_SCALE_RESULTS = "noise-scale"
+
+
+@dataclass(frozen=True)
+class NoiseScaleMeasured:
+    """The noise scale along each study's :func:`recipe` run at one scale."""
+
+    settings: presets.NoiseScaleSettings
+    frame: pd.DataFrame       # :func:`~smallbatch.theory.noisescale.noise_scale_frame`
+    reproduced: pd.DataFrame  # :func:`~smallbatch.theory.noisescale.reproduction_frame`
+
+
+def measure_noise_scale(scale: str) -> NoiseScaleMeasured:
+    """The noise-scale measurements of :func:`smallbatch.presets.noise_scale` at ``scale``
+    (stored ones read, the rest measured and stored; at smoke measured and never stored),
+    with each checkpoint set against the stored trial it is part of (book: "Budget against
+    batch size", the noise scale against the observed critical batch)."""
+    settings = presets.noise_scale(scale)
+    configs = noise_scale_configs(settings, scale)
+    folder = presets.results_dir(NOISE_SCALE_RESULTS, scale)
+    records = [noisescale.measure(config, folder) for config in configs]
+    per_study = len(settings.epochs)  # noise_scale_configs: each study's checkpoints in turn
+    trials = [stored_trial(c.checkpoint.config, settings.studies[k // per_study], scale)
+              for k, c in enumerate(configs)]
+    return NoiseScaleMeasured(settings, noisescale.noise_scale_frame(records),
+                              noisescale.reproduction_frame(records, [t for t in trials if t]))

@@ -14,8 +14,7 @@ and averages over many batches at two sizes B_small < B_big give unbiased estima
     |G|^2     = (B_big mean|G_Bbig|^2 - B_small mean|G_Bsmall|^2) / (B_big - B_small),
     tr(Sigma) = (mean|G_Bsmall|^2 - mean|G_Bbig|^2) / (1/B_small - 1/B_big)
 
-(:func:`smallbatch.analysis.budget.two_batch_noise_scale`); B_simple is their ratio, a ratio
-of averages.
+(:func:`two_batch_noise_scale`); B_simple is their ratio, a ratio of averages.
 
 Why two batch sizes: with batch norm in train mode an example's gradient depends on the
 rest of its batch, so per-example gradients are undefined. The gradient SGD uses is that
@@ -48,17 +47,35 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..analysis.budget import two_batch_noise_scale
 from ..store import MeasurementError
 from ..train import TrainConfig
 from .checkpoints import Checkpoint, measure_with, model_at
 from .gradnoise import CHUNK, full_gradient, per_example_gradients
 
-__all__ = ["KIND", "NoiseScaleConfig", "bn_group", "has_batch_norm", "mean_gradient",
-           "batch_sq_norms", "compute", "measure", "recipe", "configs_for",
-           "noise_scale_frame", "stored_trial", "reproduction_frame"]
+__all__ = ["KIND", "two_batch_noise_scale", "NoiseScaleConfig", "bn_group", "has_batch_norm",
+           "mean_gradient", "batch_sq_norms", "compute", "measure", "measurements_along",
+           "noise_scale_frame", "reproduction_frame"]
 
 KIND = "noise-scale"
+
+
+def two_batch_noise_scale(small_batch: int, small_sq_norm: float, big_batch: int,
+                          big_sq_norm: float) -> dict[str, float]:
+    """McCandlish et al.'s unbiased estimates from |G_B|^2, the squared norm of a mean
+    gradient over B examples, measured at two batch sizes B_small < B_big:
+
+        |G|^2     = (B_big |G_Bbig|^2 - B_small |G_Bsmall|^2) / (B_big - B_small)
+        tr(Sigma) = (|G_Bsmall|^2 - |G_Bbig|^2) / (1 / B_small - 1 / B_big)
+
+    since E|G_B|^2 = |G|^2 + tr(Sigma) / B for B examples drawn with replacement. Returns
+    grad_sq_norm, trace_sigma and B_simple = trace_sigma / grad_sq_norm (each an average
+    over many measurements in practice: the ratio of averages, not the average of ratios)."""
+    if not 0 < small_batch < big_batch:
+        raise ValueError(f"need 0 < small_batch < big_batch, got {small_batch}, {big_batch}")
+    grad_sq = (big_batch * big_sq_norm - small_batch * small_sq_norm) / (big_batch - small_batch)
+    trace = (small_sq_norm - big_sq_norm) / (1 / small_batch - 1 / big_batch)
+    return {"grad_sq_norm": grad_sq, "trace_sigma": trace,
+            "b_simple": trace / grad_sq if grad_sq > 0 else math.inf}
 
 
 def bn_group(config: TrainConfig) -> int | None:
@@ -216,58 +233,20 @@ def measure(config: NoiseScaleConfig, results_dir, *, data=None, data_root=None,
                         device=device)
 
 
-# ------------------------------------------------------------------- the recipes measured
+# ---------------------------------------------------------------- the measurements of a run
 
-def recipe(study: str, scale: str, *, batch_size: int, seed: int = 0,
-           base_lr: float | None = None) -> TrainConfig:
-    """The trial of ``study`` at ``scale`` with m = ``batch_size``, ``seed`` and eta_tilde
-    = ``base_lr``; by default the best eta_tilde at that m in the study's stored records
-    (:func:`smallbatch.analysis.best_per_batch`: the highest median score over seeds). The
-    config is the study's own trial, so it hashes to the stored record's name.
-
-    Raises:
-        MeasurementError: no stored trials to choose from, or no such trial in the study.
-    """
-    from .. import analysis
-    from ..studies import validate_study
-
-    data = analysis.study_data(study, scale)
-    if base_lr is None:
-        if data.frame.empty or batch_size not in set(data.frame["batch_size"]):
-            raise MeasurementError(
-                f"no stored trials of {study} at scale {scale} with m = {batch_size} to take "
-                f"the best eta_tilde from (in {data.study.results_dir}); run the study, or "
-                "pass base_lr")
-        best = analysis.best_per_batch(analysis.cell_summary(data.frame))
-        log2_lr = int(best.loc[batch_size, "log2_base_lr"])
-    else:
-        log2_lr = round(math.log2(base_lr))
-    trials = [c for c in validate_study(data.study) if c.batch_size == batch_size
-              and c.seed == seed and round(math.log2(c.base_lr)) == log2_lr]
-    if len(trials) != 1:
-        raise MeasurementError(f"study {study} ({scale}) has {len(trials)} trials with "
-                               f"m = {batch_size}, seed {seed}, eta_tilde = 2^{log2_lr}; "
-                               "choose a cell of its grid")
-    return trials[0]
-
-
-def configs_for(settings, scale: str) -> list[NoiseScaleConfig]:
-    """The measurements of :func:`smallbatch.presets.noise_scale` at ``scale``: for each of
-    its studies, the :func:`recipe` run at ``settings.epochs`` epochs of its own length,
-    with per-example gradients for the network without batch norm only."""
-    configs = []
-    base_lrs = settings.base_lrs or (None,) * len(settings.studies)
-    for study, base_lr in zip(settings.studies, base_lrs, strict=True):
-        config = recipe(study, scale, batch_size=settings.batch_size, seed=settings.seed,
-                        base_lr=base_lr)
-        per_example = settings.per_example if config.batch_norm == "none" else 0
-        for epochs in settings.epochs:
-            configs.append(NoiseScaleConfig(
-                Checkpoint(config, epochs, run_epochs=config.num_epochs),
-                small_batch=settings.small_batch, big_batch=settings.big_batch,
-                draws=settings.draws, big_draws=settings.big_draws,
-                per_example=per_example))
-    return configs
+def measurements_along(run: TrainConfig, settings) -> list[NoiseScaleConfig]:
+    """The measurements of :func:`smallbatch.presets.noise_scale` ``settings`` along one run:
+    its checkpoints at ``settings.epochs`` epochs of its own ``num_epochs``-epoch run, with
+    per-example gradients for a network without batch norm only. Which run to measure (a
+    study's best at m) is the analysis's choice:
+    :func:`smallbatch.analysis.budget.noise_scale_configs`."""
+    per_example = settings.per_example if run.batch_norm == "none" else 0
+    return [NoiseScaleConfig(Checkpoint(run, epochs, run_epochs=run.num_epochs),
+                             small_batch=settings.small_batch, big_batch=settings.big_batch,
+                             draws=settings.draws, big_draws=settings.big_draws,
+                             per_example=per_example)
+            for epochs in settings.epochs]
 
 
 # ------------------------------------------------------------------------------ analysis
@@ -330,14 +309,6 @@ def noise_scale_frame(records: list[dict], *, confidence: float = 0.95, resample
                        per_example=len(deviations))
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def stored_trial(config: TrainConfig, study: str, scale: str):
-    """The stored TrainResult of ``config`` in ``study``'s records at ``scale``, or None."""
-    from ..store import load_result
-    from ..studies import load_study
-
-    return load_result(config, load_study(study, scale).results_dir)
 
 
 def reproduction_frame(records: list[dict], trials: list) -> pd.DataFrame:

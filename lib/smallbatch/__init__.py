@@ -14,12 +14,14 @@ The research core
     models       the paper's networks (ResNet-8/20/32/50, the reduced AlexNet, ghost BN)
     train        one run: TrainConfig, the paper's rules (schedule, divergence, the
                  headline metric), the readable training loop
-    ensemble     many runs in lock-step on the same batches; tested against train
+    ensemble/    many runs in lock-step on the same batches; tested against train
     data/        the data sets: a registry, the on-device core, the file readers, ImageNet
     provenance   where a result came from (commit, device, machine)
     store        the record store: runs and measurements as JSON, keyed by config hash;
                  reads and writes, trains nothing
     presets      the named scales (smoke, scaled, full) and every size derived from them
+    atomic       the one atomic file writer (records, tables, the data cache); imports
+                 nothing of the package
 
 By book part
     theory/      "The argument": closed forms (scaling, the noisy quadratic model) and the

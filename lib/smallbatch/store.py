@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .atomic import TEMPORARY_PREFIX, TEMPORARY_SUFFIX, write_atomic
 from .train import TrainConfig, TrainResult, config_hash
 
 __all__ = ["RecordError", "StudyRecords", "record_path", "save_result", "load_result",
@@ -33,10 +34,6 @@ __all__ = ["RecordError", "StudyRecords", "record_path", "save_result", "load_re
            "remove_stale_temporaries", "check_writable", "write_json_atomic",
            "STORED_ONLY_ENV", "NotStoredError", "require_compute", "MeasurementError",
            "measurement_hash", "measurement_path", "load_measurement", "measure_or_load"]
-
-_TEMPORARY_PREFIX = "."
-_TEMPORARY_SUFFIX = ".tmp"
-
 
 class RecordError(ValueError):
     """A record that cannot be read as a result of the expected config."""
@@ -69,22 +66,13 @@ def record_path(results_dir: str | os.PathLike, config: TrainConfig) -> Path:
 
 def write_json_atomic(payload, path: str | os.PathLike) -> Path:
     """Write ``payload`` as JSON to ``path`` via a temporary file and a rename, so a crash
-    never leaves half a record. Creates the folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=_TEMPORARY_PREFIX,
-                                             suffix=_TEMPORARY_SUFFIX)
-    try:
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(payload, handle, indent=1, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    never leaves half a record (:func:`smallbatch.atomic.write_atomic`). Creates the folder."""
+
+    def dump(handle) -> None:
+        json.dump(payload, handle, indent=1, sort_keys=True)
+        handle.write("\n")
+
+    return write_atomic(path, dump)
 
 
 def save_result(result: TrainResult, results_dir: str | os.PathLike) -> Path:
@@ -225,7 +213,7 @@ def epochs_frame(results):
 def remove_stale_temporaries(results_dir: str | os.PathLike) -> list[Path]:
     """Delete temporary files left by a writer that was killed mid-write; return them."""
     directory = Path(results_dir)
-    stale = sorted(directory.glob(f"{_TEMPORARY_PREFIX}*{_TEMPORARY_SUFFIX}")) \
+    stale = sorted(directory.glob(f"{TEMPORARY_PREFIX}*{TEMPORARY_SUFFIX}")) \
         if directory.is_dir() else []
     for path in stale:
         path.unlink(missing_ok=True)
@@ -241,8 +229,8 @@ def check_writable(results_dir: str | os.PathLike) -> Path:
     directory = Path(results_dir)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        descriptor, probe = tempfile.mkstemp(dir=directory, prefix=_TEMPORARY_PREFIX,
-                                             suffix=_TEMPORARY_SUFFIX)
+        descriptor, probe = tempfile.mkstemp(dir=directory, prefix=TEMPORARY_PREFIX,
+                                             suffix=TEMPORARY_SUFFIX)
         os.close(descriptor)
         os.unlink(probe)
     except OSError as error:

@@ -415,6 +415,56 @@ def test_all_members_diverged_stops_early(data32):
     assert max(r.num_steps for r in results) < 128 // 8   # stopped inside the first epoch
 
 
+# the steppers ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["batches", "device"])
+def test_both_steppers_keep_the_running_sums_and_mask_members(mode, data32):
+    """Each stepper adds every step's per-member losses to the epoch and window sums and
+    counts correct predictions; masking sets a member's later learning rates to 0 and decay
+    factors to 1 and touches no other member or earlier step; a new epoch zeroes the sums."""
+    from smallbatch.ensemble import _make_stepper
+
+    torch.manual_seed(0)
+    ensemble = LockstepEnsemble(build_model("resnet8", in_channels=1, num_classes=10), 3)
+    steps = data32.steps_per_epoch(BASE.batch_size)
+    stepper = _make_stepper(mode, ensemble, data32, BASE, [torch.Generator().manual_seed(0)],
+                            shared_input=True, steps=steps, dtype=torch.float32,
+                            any_decay=True)
+    lr_table = torch.full((steps, 3), 1e-3)
+    stepper.start_epoch(lr_table, torch.full((steps, 3), 0.5))
+    for _ in range(2):
+        stepper.step()
+    assert torch.equal(stepper.epoch_loss, stepper.window_loss)
+    assert bool((stepper.epoch_loss > 0).all())
+    assert 0 <= int(stepper.epoch_correct.max()) <= 2 * BASE.batch_size
+    stepper.window_loss.zero_()
+    stepper.step()
+    assert bool((stepper.window_loss < stepper.epoch_loss).all())  # a window of one step
+    stepper.mask(3, [1])
+    assert bool((stepper.lr[3:, 1] == 0).all()) and bool((stepper.decay[3:, 1] == 1).all())
+    assert bool((stepper.lr[:3, 1] == 1e-3).all()) and bool((stepper.decay[:3, 1] == 0.5).all())
+    assert bool((stepper.lr[:, [0, 2]] == 1e-3).all())
+    assert bool((stepper.decay[:, [0, 2]] == 0.5).all())
+    stepper.start_epoch(lr_table, torch.full((steps, 3), 0.5))
+    for total in (stepper.epoch_loss, stepper.window_loss, stepper.epoch_correct):
+        assert not bool(total.any())
+
+
+def test_the_package_exports_the_names_its_users_import():
+    """smallbatch.ensemble is a package (grouped, lockstep, steppers, trainer); its public
+    names, and the private ones the tests, benchmarks and studies import, stay where they
+    were."""
+    import smallbatch.ensemble as ensemble
+
+    assert ensemble.__all__ == [
+        "OPTIMISER_FIELDS", "MEMBER_FIELDS", "METHODS", "STEP_MODES", "UnsupportedModelError",
+        "check_compatible", "GroupedLinear", "MemberStem", "group_model", "LockstepEnsemble",
+        "train_ensemble"]
+    for name in ensemble.__all__ + ["_build_ensemble", "_make_stepper", "_BatchSteps",
+                                    "_DeviceSteps"]:
+        assert hasattr(ensemble, name), name
+
+
 # bad input ------------------------------------------------------------------------------------
 
 def test_incompatible_members_are_rejected_naming_the_fields(data32):

@@ -160,6 +160,39 @@ def test_sweeps_train_seed_by_seed():
     assert order == [(0, 8), (0, 32), (0, 128), (1, 8), (1, 32), (1, 128)]
 
 
+def test_calibration_times_the_ensemble_a_sweep_would_build(monkeypatch):
+    """calibrate_rates builds each batch size's model as setup_run does (the seed's initial
+    weights, channels_last on CPU) and its ensemble with the sweep's builder (grouped, or
+    vmap where grouped cannot), here without loading the data."""
+    import torch
+
+    from smallbatch.studies import calibrate_rates, run
+    from smallbatch.train import setup_run
+
+    built = []
+
+    def builder(models, method, channels_last):
+        built.append((models, method, channels_last))
+        return real(models, method, channels_last)
+
+    real = run._build_ensemble
+    monkeypatch.setattr(run, "_build_ensemble", builder)
+    study = tiny()
+    rates = calibrate_rates(study, device="cpu", seconds=0.0, input_shape=(1, 28, 28),
+                            num_classes=10)
+    assert sorted(rates) == [8, 32] and all(rate > 0 for rate in rates.values())
+    assert [(len(models), method, channels_last) for models, method, channels_last in built] \
+        == [(2, "auto", True), (2, "auto", True)]  # K = 2: two rates, one seed per ensemble
+    config = study.trials()[0]
+    shape = run._DataShape((1, 28, 28), 10)
+    _, _, want, _ = setup_run(config, data=shape, device="cpu")
+    model = built[0][0][0]
+    stem = next(p for p in model.parameters() if p.dim() == 4)
+    assert stem.is_contiguous(memory_format=torch.channels_last)
+    for name, tensor in want.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+
+
 # running, storing, resuming -------------------------------------------------------------------
 
 def test_run_stores_every_trial_and_a_rerun_trains_nothing(tmp_path):

@@ -219,6 +219,12 @@ SMALLEST_BATCHES = 4  # "often m = 2 or 4"
 RANGE_MIN_BATCHES = 4  # batch sizes the range-shrinks verdict needs
 
 
+_SMALL_RULE = (f"S: the best over m <= {SMALL_BATCHES}, L: over m >= {LARGE_BATCHES}, O: over "
+               f"every m > {SMALL_BATCHES}. Disagrees if O beats S by more than the margin; "
+               "else agrees if S beats L by more than the margin; else equivalent within the "
+               "margin; " + _UNSURE_RULE)
+
+
 def verdict_small_batches_best(best: pd.DataFrame, margin: float,
                                edges: pd.DataFrame | None = None,
                                min_seeds: int = MIN_SEEDS) -> Verdict:
@@ -236,8 +242,9 @@ def verdict_small_batches_best(best: pd.DataFrame, margin: float,
     large = best[best.index >= LARGE_BATCHES]["median"]
     other = best[best.index > SMALL_BATCHES]["median"]
     if small.empty or large.empty:
-        return Verdict(CLAIM_SMALL_BEST, "needs both m <= 32 and m >= 128", _SMALL_RULE,
-                       CANNOT_DECIDE)
+        return Verdict(CLAIM_SMALL_BEST,
+                       f"needs both m <= {SMALL_BATCHES} and m >= {LARGE_BATCHES}",
+                       _SMALL_RULE, CANNOT_DECIDE)
     m_s, m_l, m_o = int(small.idxmax()), int(large.idxmax()), int(other.idxmax())
     top_m = int(best["median"].idxmax())
     measurement = (f"best m = {top_m} ({best['median'].max():.4f}); best m <= {SMALL_BATCHES}: "
@@ -255,11 +262,6 @@ def verdict_small_batches_best(best: pd.DataFrame, margin: float,
         measurement += f"; but {why}"
         verdict = CANNOT_DECIDE
     return Verdict(CLAIM_SMALL_BEST, measurement, _SMALL_RULE, verdict)
-
-
-_SMALL_RULE = ("S: the best over m <= 32, L: over m >= 128, O: over every m > 32. Disagrees "
-               "if O beats S by more than the margin; else agrees if S beats L by more than "
-               "the margin; else equivalent within the margin; " + _UNSURE_RULE)
 
 
 def verdict_smallest_best(best: pd.DataFrame, margin: float,
@@ -320,8 +322,9 @@ def verdict_range_shrinks(ranges: pd.DataFrame, edges: pd.DataFrame | None = Non
     rule = ("Spearman rho between m and the count: agrees if rho <= -0.5 and the largest m "
             "has fewer than the smallest; disagrees if rho >= 0.5 and it has more; else "
             f"equivalent within the margin (no trend); cannot decide with fewer than "
-            f"{RANGE_MIN_BATCHES} m, without both an m <= 32 and an m >= 128, with fewer than "
-            f"{MIN_SEEDS} seeds at a best, or when a window read as narrow misses a side")
+            f"{RANGE_MIN_BATCHES} m, without both an m <= {SMALL_BATCHES} and an "
+            f"m >= {LARGE_BATCHES}, with fewer than {MIN_SEEDS} seeds at a best, or when a "
+            "window read as narrow misses a side")
     if (len(sizes) < RANGE_MIN_BATCHES or not (sizes <= SMALL_BATCHES).any()
             or not (sizes >= LARGE_BATCHES).any()):
         return Verdict(CLAIM_RANGE_SHRINKS, measurement, rule, CANNOT_DECIDE)
@@ -397,9 +400,10 @@ def verdict_curves_small_ahead(curves: pd.DataFrame, margin: float, num_epochs: 
     m <= 32 and an m >= 128, or if either compared curve has fewer than ``min_seeds``
     seeds at its first epoch.
     """
-    rule = ("agrees if the best m <= 32 is ahead of the best m >= 128 after the last epoch by "
-            "more than the margin; disagrees if the reverse; else equivalent within the "
-            f"margin; cannot decide with fewer than {MIN_SEEDS} seeds on either curve")
+    rule = (f"agrees if the best m <= {SMALL_BATCHES} is ahead of the best m >= "
+            f"{LARGE_BATCHES} after the last epoch by more than the margin; disagrees if the "
+            f"reverse; else equivalent within the margin; cannot decide with fewer than "
+            f"{MIN_SEEDS} seeds on either curve")
     table = curves.pivot_table(index="epoch", columns="batch_size", values="test_accuracy")
     table = table.reindex(range(1, num_epochs + 1))
     # a curve that stops before the last epoch diverged there: chance from then on
@@ -408,8 +412,9 @@ def verdict_curves_small_ahead(curves: pd.DataFrame, margin: float, num_epochs: 
     small = table[[m for m in table.columns if m <= SMALL_BATCHES]]
     large = table[[m for m in table.columns if m >= LARGE_BATCHES]]
     if small.empty or large.empty or table.empty:
-        return Verdict(CLAIM_CURVES, "needs curves at both m <= 32 and m >= 128", rule,
-                       CANNOT_DECIDE)
+        return Verdict(CLAIM_CURVES,
+                       f"needs curves at both m <= {SMALL_BATCHES} and m >= {LARGE_BATCHES}",
+                       rule, CANNOT_DECIDE)
     best_small, best_large = small.max(axis=1), large.max(axis=1)
     lead = best_small - best_large
     final = lead.iloc[-1]
@@ -550,9 +555,9 @@ def verdict_warmup(with_warmup: pd.DataFrame, without: pd.DataFrame, small_best:
                   "disagrees if any m disagrees, else cannot decide if any m cannot, else "
                   "agrees if every m agrees, else equivalent")
     gap_rule = ("read only at the m where warm-up helps (cannot decide if it helps at none): "
-                "gap = the best at m <= 32 without warm-up less warm-up's best; agrees if "
-                "gap > margin, disagrees if gap < -margin, equivalent (closed within the "
-                "margin) otherwise; " + _UNSURE_RULE + "; overall as for helps")
+                f"gap = the best at m <= {SMALL_BATCHES} without warm-up less warm-up's "
+                "best; agrees if gap > margin, disagrees if gap < -margin, equivalent "
+                "(closed within the margin) otherwise; " + _UNSURE_RULE + "; overall as for helps")
     if not sizes:
         return [Verdict(CLAIM_WARMUP_HELPS, "no common m stored", helps_rule, CANNOT_DECIDE),
                 Verdict(CLAIM_WARMUP_GAP, "no common m stored", gap_rule, CANNOT_DECIDE)]
@@ -569,7 +574,7 @@ def verdict_warmup(with_warmup: pd.DataFrame, without: pd.DataFrame, small_best:
                            + (f": {why}" if why else "") + ")")
     helps_measurement = "; ".join(helps_parts) + f"; margin {margin:.4f}"
     helped = [m for m in sizes if helps[m] == AGREES]
-    gap_parts, gaps = [f"best at m <= 32 without warm-up {small_best:.4f}"], []
+    gap_parts, gaps = [f"best at m <= {SMALL_BATCHES} without warm-up {small_best:.4f}"], []
     for m in helped:
         gap = float(small_best - with_warmup.loc[m, "median"])
         outcome = _compare(gap, margin)

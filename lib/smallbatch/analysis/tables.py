@@ -24,12 +24,12 @@ import html
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
 
+from ..atomic import write_atomic
 from ..presets import check_scale
 from ..store import RecordError, epochs_frame, load_result, record_path, trials_frame
 from ..studies import Study, load_study, validate_study
@@ -290,24 +290,6 @@ def _with_stored(studies, scale: str) -> list[StudyData]:
     return out
 
 
-def _write_text_atomic(text: str, path: Path) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` via a temporary file and a rename, as
-    :func:`smallbatch.store.write_json_atomic` does; readable by all (a web page's file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_tables(studies: Iterable[str | os.PathLike | Study], scale: str,
                  folder: str | os.PathLike) -> list[Path]:
     """Write the trials and epochs CSV (:func:`trials_table`, :func:`epochs_table`) of each
@@ -322,8 +304,8 @@ def write_tables(studies: Iterable[str | os.PathLike | Study], scale: str,
         failed = _failed_records(data, None)
         for kind, table in (("trials", _trials(data, failed)), ("epochs", _epochs(data))):
             path = folder / table_file_name(data.study, scale, kind)
-            paths.append(_write_text_atomic(table.to_csv(index=False, lineterminator="\n"),
-                                            path))
+            text = table.to_csv(index=False, lineterminator="\n")
+            paths.append(write_atomic(path, lambda handle: handle.write(text)))
     return paths
 
 

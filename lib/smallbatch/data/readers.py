@@ -14,7 +14,6 @@ import os
 import re
 import struct
 import tarfile
-import tempfile
 import warnings
 import zlib
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..atomic import write_atomic
 from .core import DataError
 
 CIFAR10_CLASSES: tuple[str, ...] = (
@@ -317,8 +317,9 @@ def _load_cifar10_jpeg_arrays(tar_path: Path, cache_dir: Path) -> dict[str, np.n
 
     The cache file is ``<cache_dir>/cifar10-jpeg-v<version>-<sha256 of tarball>.npz``:
     keyed by the tarball's content (hashing 19 MB takes about 0.05 s), so a changed
-    tarball can never be served stale arrays. Written atomically (temp file +
-    os.replace). An unwritable cache dir only costs a warning and a re-decode next time.
+    tarball can never be served stale arrays. Written atomically
+    (:func:`smallbatch.atomic.write_atomic`: temp file + os.replace). An unwritable cache
+    dir only costs a warning and a re-decode next time.
 
     Measured on 2 CPU cores (shared with another job): the first decode of the real
     60,000-image tarball takes about 5 s (about 2 s to stream and gunzip, 3 s to decode
@@ -338,16 +339,7 @@ def _load_cifar10_jpeg_arrays(tar_path: Path, cache_dir: Path) -> dict[str, np.n
     arrays = _decode_jpeg_members(tar_path)
     _check_cifar10_jpeg(arrays, tar_path)
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(prefix=".cifar10-jpeg-", suffix=".npz.tmp", dir=cache_dir)
-        try:
-            with os.fdopen(handle, "wb") as temp_file:
-                np.savez(temp_file, **arrays)
-            os.chmod(temp_name, 0o644)  # mkstemp makes it owner-only; the cache may be shared
-            os.replace(temp_name, cache_path)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
+        write_atomic(cache_path, lambda handle: np.savez(handle, **arrays), binary=True)
     except OSError as error:
         warnings.warn(f"could not cache decoded CIFAR-10 JPEG arrays in {cache_dir} ({error}); "
                       "set SMALLBATCH_CACHE to a writable folder to avoid decoding again")

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..ensemble import OPTIMISER_FIELDS
-from ..train import TrainConfig, TrainResult, config_hash
+from ..ensemble import MEMBER_FIELDS, OPTIMISER_FIELDS, _build_ensemble, train_ensemble
+from ..train import TrainConfig, TrainResult, config_hash, resolve_device, setup_run, train
 from .spec import Study, StudyError, training_examples, validate_study
 
 __all__ = ["EXECUTORS", "MAX_STEP_EXAMPLES", "ENSEMBLE_LIMITS", "ensemble_limits", "SweepReport", "ensemble_groups", "seed_major",
@@ -59,8 +59,6 @@ ENSEMBLE_LIMITS: dict[str, tuple[int, int]] = {"cpu": (16, MAX_STEP_EXAMPLES),
 def ensemble_limits(device) -> tuple[int, int]:
     """(max members, max examples per step) of an ensemble on ``device`` (a device or its
     name; "auto" resolves as training does). Unknown device types get the CPU's."""
-    from ..train import resolve_device
-
     kind = resolve_device(device).type if isinstance(device, str) else device.type
     return ENSEMBLE_LIMITS.get(kind, ENSEMBLE_LIMITS["cpu"])
 
@@ -76,8 +74,6 @@ def ensemble_groups(configs: Sequence[TrainConfig], max_size: int = 16,
     column's seeds together, so a split ensemble keeps a column's seeds in one piece."""
     if max_size < 1:
         raise StudyError(f"max ensemble size must be >= 1, got {max_size}")
-    from ..ensemble import MEMBER_FIELDS
-
     by_key: dict[tuple, list[TrainConfig]] = {}
     for config in configs:
         key = _ensemble_key(config, MEMBER_FIELDS if pack_seeds else OPTIMISER_FIELDS)
@@ -143,9 +139,7 @@ def train_group(config_dicts: list[dict], *, data_root=None, device: str = "auto
     """
     import torch
 
-    from ..ensemble import train_ensemble
     from ..provenance import COMMIT_ENV
-    from ..train import resolve_device
 
     if threads:
         torch.set_num_threads(threads)
@@ -270,7 +264,6 @@ def train_or_load(config: TrainConfig, results_dir: str | os.PathLike | None, **
     record with ``$SMALLBATCH_STORED_ONLY=1`` raises :class:`NotStoredError`.
     """
     from ..store import load_result, require_compute, save_result
-    from ..train import train
 
     result = None if results_dir is None else load_result(config, results_dir)
     if result is None:
@@ -412,6 +405,17 @@ def dry_run(study: Study, *, results_dir: str | os.PathLike | None = None,
     return pd.DataFrame(rows)
 
 
+@dataclass(frozen=True)
+class _DataShape:
+    """What :func:`~smallbatch.train.setup_run` reads of a data set to build a model, for a
+    calibration without the data: the image shape and the classes; no training set size
+    (``num_train`` None skips the check of the batch size against it)."""
+
+    input_shape: tuple[int, int, int]  # (channels, height, width)
+    num_classes: int
+    num_train: int | None = None
+
+
 def calibrate_rates(study: Study, *, max_ensemble: int = 16,
                     max_step_examples: int = MAX_STEP_EXAMPLES, device: str = "auto",
                     data_root=None, seconds: float = 1.0,
@@ -427,36 +431,24 @@ def calibrate_rates(study: Study, *, max_ensemble: int = 16,
     """
     import torch
 
-    from ..ensemble import LockstepEnsemble, UnsupportedModelError
-    from ..models import build_model
-    from ..train import prepare_device, resolve_device
-
     resolved = resolve_device(device)
-    prepare_device(resolved)
     if input_shape is None or num_classes is None:
         trials = validate_study(study)
         data = _data_for(trials[0], data_root, resolved)
-        input_shape, num_classes = data.input_shape, data.num_classes
     else:
         trials = study.trials()
-    channels, height, width = input_shape
-    channels_last = resolved.type == "cpu"
+        data = _DataShape(tuple(input_shape), num_classes)
+    channels, height, width = data.input_shape
+    num_classes = data.num_classes
     rates = {}
     for group in ensemble_groups(trials, max_ensemble, max_step_examples):
         config, members = group[0], len(group)
         if config.batch_size in rates:
             continue
-        torch.manual_seed(0)
-        model = build_model(config.model, in_channels=channels,
-                            num_classes=num_classes, input_size=height,
-                            batch_norm=config.batch_norm,
-                            bn_batch_size=config.bn_batch_size).to(resolved)
-        try:
-            ensemble = LockstepEnsemble(model, members, method="grouped",
-                                        channels_last=channels_last)
-        except UnsupportedModelError:
-            ensemble = LockstepEnsemble(model, members, method="vmap",
-                                        channels_last=channels_last)
+        # The model and the ensemble as a sweep builds them (train_ensemble): setup_run's
+        # device settings, initial model and memory format, the builder's grouped-or-vmap.
+        _, _, model, channels_last = setup_run(config, data=data, device=resolved)
+        ensemble = _build_ensemble([model] * members, "auto", channels_last)
         x = torch.randn(config.batch_size, channels, height, width, device=resolved)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

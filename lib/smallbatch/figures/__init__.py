@@ -25,3 +25,11 @@ __all__ = ["training_curves", "throughput", "nqm_loss_curves", "nqm_steps_to_tar
            "accuracy_vs_lr", "accuracy_heatmap", "best_and_range", "training_curves_by_batch",
            "ghost_batch_norm", "warmup_comparison", "steps_to_target", "equal_steps",
            "accuracy_at_steps", "fit_and_gap", "explorer"]
+
+# --- thin-theory ---
+from .theory import (batch_noise_histogram, gradient_noise_live, lr_scaling_live, nqm_live,
+                     nqm_loss_curve, stale_gradients_live, stale_paths)
+from .widgets import live_figure
+
+__all__ += ["live_figure", "lr_scaling_live", "batch_noise_histogram", "gradient_noise_live",
+            "stale_paths", "stale_gradients_live", "nqm_loss_curve", "nqm_live"]

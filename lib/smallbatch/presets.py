@@ -19,7 +19,7 @@ import numpy as np
 from .train import TrainConfig
 
 __all__ = ["SCALES", "check_scale", "repo_root", "study_dir", "results_dir", "quickstart", "NQMSettings",
-           "nqm", "LRScalingSettings", "lr_scaling", "theory_checkpoints", "GradientNoiseSettings",
+           "nqm", "LRScalingSettings", "lr_scaling", "GradientNoiseSettings",
            "gradient_noise", "StaleGradientSettings", "stale_gradients", "NoiseScaleSettings",
            "noise_scale"]
 
@@ -137,31 +137,8 @@ def lr_scaling(scale: str) -> LRScalingSettings:
                              reference_batch_size=32, base_lr=2.0 ** -8, dataset_size=50_000)
 
 
-# The theory chapters measured on a real network -----------------------------------------
-
-def theory_checkpoints(scale: str):
-    """The weights the measured theory chapters start from (book: "The variance derivation,
-    measured" and "n small steps against one large step").
-
-    ResNet-8 *without* batch norm: with BN an example's gradient depends on the rest of its
-    batch, so per-example gradients and the derivations (which treat examples as
-    independent) do not apply as written. Trained with plain SGD at m = 32 and
-    eta_tilde = 2^-10 (eta = 1/32), constant learning rate, no weight decay.
-
-    - smoke: synthetic data (512 training images), at initialisation and after 1 epoch.
-    - scaled and full: Fashion-MNIST (all 60,000 training images), at initialisation and
-      after 1 and 5 epochs.
-    """
-    from .theory.checkpoints import Checkpoint
-
-    base = TrainConfig(model="resnet8", batch_norm="none", batch_size=32, base_lr=2.0 ** -10,
-                       lr_milestones=(), seed=0)
-    if check_scale(scale) == "smoke":
-        config = base.replace(data="synthetic", train_subset=512, test_subset=200)
-        return tuple(Checkpoint(config, epochs) for epochs in (0, 1))
-    config = base.replace(data="fashion-mnist")
-    return tuple(Checkpoint(config, epochs) for epochs in (0, 1, 5))
-
+# The theory chapters measured on a real network (their checkpoints: smallbatch.theory.
+# checkpoints.theory_checkpoints) ----------------------------------------------------------
 
 @dataclass(frozen=True)
 class GradientNoiseSettings:

@@ -7,6 +7,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,7 +16,7 @@ from smallbatch import presets
 from smallbatch.data import load_data
 from smallbatch.store import MeasurementError, load_measurement, measurement_path
 from smallbatch.theory import gradnoise
-from smallbatch.theory.checkpoints import Checkpoint, model_at
+from smallbatch.theory.checkpoints import Checkpoint, model_at, theory_checkpoints
 from smallbatch.models import build_model
 from smallbatch.train import TrainConfig
 
@@ -187,7 +188,109 @@ def test_checkpoint_that_diverges_is_an_error():
 def test_presets_name_valid_configs():
     for scale in presets.SCALES:
         settings = presets.gradient_noise(scale)
-        for checkpoint in presets.theory_checkpoints(scale):
+        for checkpoint in theory_checkpoints(scale):
             assert checkpoint.config.batch_norm == "none"
             gradnoise.GradientNoiseConfig(checkpoint, settings.per_example,
                                           settings.batch_sizes, settings.draws)
+
+
+# ------------------------------------------------------------- what the chapter shows
+
+def test_deviation_ratios_are_the_draws_over_their_prediction():
+    record = fake_record(1.0)
+    predicted = gradnoise.predicted_sq_deviation(8, 2.0, 10_000)
+    record["values"]["batch_sq_deviations"]["8"] = [0.5 * predicted, 2.0 * predicted]
+    assert gradnoise.deviation_ratios(record, 8) == pytest.approx([0.5, 2.0])
+    assert gradnoise.deviation_ratios(fake_record(1.0), 64) == pytest.approx([1.0] * 200)
+    with pytest.raises(ValueError, match="no batches of m = 3"):
+        gradnoise.deviation_ratios(record, 3)
+
+
+def test_top_share_known_answers():
+    assert gradnoise.top_share([1.0] * 100) == pytest.approx(0.01)
+    assert gradnoise.top_share([1.0] * 99 + [101.0]) == pytest.approx(101 / 200)
+    assert gradnoise.top_share([3.0, 1.0], fraction=0.01) == pytest.approx(0.75)  # >= 1 example
+    assert gradnoise.top_share([1.0] * 10, fraction=0.5) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="fraction"):
+        gradnoise.top_share([1.0], fraction=0.0)
+
+
+def test_protocol_rows_from_the_settings():
+    settings = presets.gradient_noise("scaled")
+    table = gradnoise.protocol(settings, theory_checkpoints("scaled"),
+                               presets.study_dir("gradient-noise", "scaled"))
+    column = table["gradient-noise measurement"]
+    assert column["per-example gradients for tr(Sigma)"] == "4,096"
+    assert column["batch sizes m"] == "1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024"
+    assert column["batches drawn per m"] == 64
+    assert column["eta_tilde at m_ref (for the update scale)"] == "2^-10 at m_ref = 32"
+
+
+def _ratio_frame(intervals: dict) -> pd.DataFrame:
+    """noise_frame-like rows: per checkpoint, (ratio, low, high) of the linear rule (and a
+    sqrt row that must be ignored)."""
+    rows = []
+    for checkpoint, triples in intervals.items():
+        for m, (ratio, low, high) in enumerate(triples, start=1):
+            for rule in ("linear", "sqrt"):
+                rows.append(dict(checkpoint=checkpoint, batch_size=m, rule=rule, ratio=ratio,
+                                 ratio_low=low if rule == "linear" else 5.0,
+                                 ratio_high=high if rule == "linear" else 6.0))
+    return pd.DataFrame(rows)
+
+
+def test_ratio_table_and_text_count_the_intervals_that_contain_1():
+    frame = _ratio_frame({"start": [(1.0, 0.9, 1.1), (1.02, 0.99, 1.05), (0.9, 0.8, 0.95)],
+                          "end": [(1.1, 1.04, 1.2), (1.0, 1.0, 1.0)]})
+    ratios = gradnoise.ratio_table(frame).data
+    assert list(ratios.index) == ["start", "end"]
+    assert ratios["ratios"].tolist() == [3, 2]
+    assert ratios["95% interval contains 1"].tolist() == [2, 1]
+    assert ratios.loc["start", "median ratio"] == pytest.approx(1.0)
+    assert (ratios.loc["start", "lowest"], ratios.loc["end", "highest"]) == (0.9, 1.1)
+    slopes = gradnoise.fit_variance_slopes([fake_record(1.0, "start", noise=0.3),
+                                            fake_record(1.2, "end", noise=0.3)])
+    text = gradnoise.derivation_text(frame, slopes)
+    assert "in 3 of 6 fits" in text
+    # two misses: 1 - 0.95 and 1.04 - 1, the larger is 5%
+    assert "3 of 5 ratios" in text and "the other 2 miss it by at most 5.0%" in text
+    inside = _ratio_frame({"start": [(1.0, 0.9, 1.1)]})
+    text = gradnoise.derivation_text(
+        inside, gradnoise.fit_variance_slopes([fake_record(1.0, "start", noise=0.3)]))
+    assert "in all 3 fits" in text and "1 of 1 ratios" in text and "miss" not in text
+
+
+def test_slope_table_states_each_verdict():
+    slopes = gradnoise.fit_variance_slopes([fake_record(1.0, "exact", noise=0.3),
+                                            fake_record(1.2, "wrong", noise=0.3)])
+    table = gradnoise.slope_table(slopes)
+    assert list(table.columns) == ["predicted slope", "fitted slope [95% interval]", "verdict",
+                                   "m", "draws"]
+    assert (table.loc["exact", "verdict"] == "consistent").all()
+    assert (table.loc["wrong", "verdict"] == "inconsistent").all()
+    assert table.loc[("exact", "linear"), "fitted slope [95% interval]"].startswith("1.0")
+    assert table.loc[("exact", "none"), "m"] == "1-128"
+
+
+def test_moments_and_the_noise_scale_text():
+    early, late = fake_record(1.0, "start"), fake_record(1.0, "end")
+    early["values"]["checkpoint_test_accuracy"] = None
+    late["values"]["checkpoint_test_accuracy"] = 0.9
+    late["values"]["grad_norm_sq"] = 0.25  # B_simple = 2 / 0.25 = 8, from 2 / 0.5 = 4
+    late["values"]["per_example_sq_deviations"] = [2.0] * 99 + [200.0]
+    records = [early, late]
+    moments = gradnoise.checkpoint_moments(records, gradnoise.fit_variance_slopes(records))
+    assert list(moments.index) == ["start", "end"]
+    assert moments.loc["start", "top_share"] == pytest.approx(0.01)
+    assert moments.loc["end", "top_share"] == pytest.approx(200 / 398)
+    assert math.isnan(moments.loc["start", "test_accuracy"])
+    assert moments.loc["end", "test_accuracy"] == 0.9
+    assert "(initial weights)" in gradnoise.moments_table(moments).to_html()
+    text = gradnoise.noise_scale_text(moments)
+    assert text.startswith("From start to end, tr(Σ) changed by a factor of 1.99 and |G|² by a "
+                           "factor of 0.5, so the simple noise scale went from 4 to 15.9 "
+                           "examples. Training made the gradient noisier")
+    reverse = gradnoise.noise_scale_text(moments.iloc[::-1])
+    assert "less noisy" in reverse
+    with pytest.raises(ValueError, match="no record"):
+        gradnoise.checkpoint_moments([early], gradnoise.fit_variance_slopes(records))

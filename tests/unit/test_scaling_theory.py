@@ -178,3 +178,36 @@ def test_figure_slider_moves_the_markers_and_writes_the_title(table):
 def test_figure_needs_the_table_columns():
     with pytest.raises(ValueError, match="scaling_table"):
         figures.lr_scaling(pd.DataFrame({"rule": ["linear"], "batch_size": [1]}))
+
+
+# ------------------------------------------------------------- what the chapter shows
+
+def test_scaling_at_is_the_tables_row(table):
+    column = theory.scaling_at(64, "sqrt", 2.0 ** -8, 32, 50_000)
+    assert column.columns.tolist() == ["sqrt, m = 64"]
+    row = theory.scaling_table([64], 2.0 ** -8, 32, rules=["sqrt"]).iloc[0]
+    assert column["sqrt, m = 64"].tolist() == row.drop("rule").tolist()
+    assert column.loc["eta", "sqrt, m = 64"] == pytest.approx(32 * 2.0 ** -8 * math.sqrt(2))
+
+
+def test_scaling_rows_pick_the_batch_sizes(table):
+    shown = theory.scaling_rows(table, [2, 32, 1024, 32]).data
+    assert shown.index.get_level_values("batch_size").unique().tolist() == [2, 32, 1024]
+    assert shown.columns.tolist() == ["η", "η̃", "mean update per example",
+                                      "variance of one update", "movement per epoch",
+                                      "noise variance per epoch"]
+    linear = shown.loc["linear"]
+    assert linear.loc[1024, "variance of one update"] == pytest.approx(
+        512 * linear.loc[2, "variance of one update"])
+    with pytest.raises(ValueError, match=r"\[3\] are not in the table"):
+        theory.scaling_rows(table, [3])
+
+
+def test_scaling_protocol_states_the_settings():
+    column = theory.scaling_protocol(presets.lr_scaling("scaled"))["learning-rate scaling"]
+    assert column["reference batch size m_ref"] == 32
+    assert column["base learning rate at m_ref (eta_tilde)"] == "2^-8 = 0.00390625"
+    assert column["learning rate at m_ref (eta)"] == 0.125
+    assert column["batch sizes m"] == "1 to 8,192 (powers of 2)"
+    smoke = theory.scaling_protocol(presets.lr_scaling("smoke"))["learning-rate scaling"]
+    assert smoke["batch sizes m"] == "1 to 1,024 (powers of 2)"

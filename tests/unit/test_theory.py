@@ -6,9 +6,10 @@ import math
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from smallbatch import figures, theory
+from smallbatch import figures, presets, theory
 from smallbatch.train import learning_rate
 
 
@@ -199,3 +200,58 @@ def test_steps_to_target_figure_slider_changes_the_data(scaling):
     assert len(ys) == 3
     assert fig.layout.xaxis.type == "log" and fig.layout.xaxis.dtick == pytest.approx(math.log10(2))
     assert "log2" in fig.layout.xaxis.title.text
+
+
+# ------------------------------------------------------------- what the chapter shows
+
+def test_protocol_states_the_settings():
+    settings = presets.nqm("scaled")
+    h = theory.nqm_curvatures(settings.dim)
+    column = theory.nqm_protocol(settings, h)["noisy quadratic model"]
+    assert column["dimension d"] == f"{settings.dim:,}"
+    # E[L(x_0)] = 1/2 sum_i 1/i: the harmonic number H_d / 2
+    assert float(column["initial expected loss E[L(x_0)]"]) == pytest.approx(
+        0.5 * sum(1 / i for i in range(1, settings.dim + 1)), abs=1e-3)
+    assert column["step sizes a tried per batch size"].startswith(f"{len(settings.tuning_lrs)}, 2^")
+    assert column["step budget"] == f"{settings.max_steps:,}"
+
+
+def test_critical_batch_sizes_per_target(scaling):
+    critical = theory.nqm_critical_batch_sizes(scaling, 1.5)
+    tuned = scaling[scaling["rule"] == "tuned"]
+    assert list(critical) == [0.05]
+    assert critical[0.05] == theory.critical_batch_size(tuned["batch_size"], tuned["steps"], 1.5)
+    assert theory.nqm_critical_batch_sizes(scaling, 1.05)[0.05] > critical[0.05]
+    with pytest.raises(ValueError, match="no 'tuned' rows"):
+        theory.nqm_critical_batch_sizes(scaling[scaling["rule"] != "tuned"])
+
+
+def test_summary_table_reads_the_ends_of_the_grid(scaling):
+    critical = theory.nqm_critical_batch_sizes(scaling)
+    summary = theory.nqm_summary_table(scaling, critical).data
+    tuned = scaling[scaling["rule"] == "tuned"].set_index("batch_size")
+    row = summary.loc[0.05]
+    assert row["critical B"] == critical[0.05]
+    assert row["steps at B=1"] == tuned.loc[1, "steps"]
+    assert row["tuned a at B=4,096"] == tuned.loc[4096, "lr"]
+    assert row["examples at B=4,096"] == 4096 * tuned.loc[4096, "steps"]
+    assert row["examples never fewer at a larger B"]
+    # a table in which B = 2 reaches the target with fewer examples than B = 1
+    cheaper = pd.DataFrame({"target": 0.1, "rule": "tuned", "batch_size": [1, 2, 4],
+                            "lr": 0.5, "steps": [100.0, 40.0, 30.0]})
+    assert not theory.nqm_summary_table(cheaper, {0.1: 2}).data.loc[
+        0.1, "examples never fewer at a larger B"]
+
+
+def test_noise_scale_table_at_x0_and_at_the_target(scaling):
+    h = theory.nqm_curvatures(1000)
+    critical = theory.nqm_critical_batch_sizes(scaling)
+    table = theory.nqm_noise_scale_table(scaling, critical, h).data
+    row = table.loc[0.05]
+    # at x_0 (s_i = 1): B_simple = sum h / sum h^2, B_noise = sum h^2 / sum h^3
+    assert row["B_simple at x_0"] == pytest.approx(h.sum() / (h ** 2).sum())
+    assert row["B_noise at x_0"] == pytest.approx((h ** 2).sum() / (h ** 3).sum())
+    assert row["B_simple at the target"] > row["B_simple at x_0"]  # the noise grows relative
+    assert row["B_noise at the target / critical B"] == pytest.approx(
+        row["B_noise at the target"] / critical[0.05])
+    assert theory.nqm_noise_scale_table(scaling, {0.05: None}, h).data.empty

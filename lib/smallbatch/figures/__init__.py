@@ -30,3 +30,11 @@ __all__ = ["training_curves", "throughput", "nqm_loss_curves", "nqm_steps_to_tar
 from .quickstart import run_summary, run_title
 
 __all__ += ["run_summary", "run_title"]
+
+# --- thin-theory ---
+from .theory import (batch_noise_histogram, gradient_noise_live, lr_scaling_live, nqm_live,
+                     nqm_loss_curve, stale_gradients_live, stale_paths)
+from .widgets import live_figure
+
+__all__ += ["live_figure", "lr_scaling_live", "batch_noise_histogram", "gradient_noise_live",
+            "stale_paths", "stale_gradients_live", "nqm_loss_curve", "nqm_live"]

@@ -1,17 +1,25 @@
 """The figures of the argument's chapters (book part "The argument"): learning-rate scaling,
-the measured gradient noise, stale gradients, and the noisy quadratic model.
+the measured gradient noise, stale gradients, and the noisy quadratic model; and each
+chapter's live controls in Jupyter (``*_live``, built with :func:`.widgets.live_figure`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..theory import gradnoise, staleness
+from ..theory.checkpoints import Checkpoint, model_at
+from ..theory.nqm import nqm_loss_table
+from ..theory.scaling import SCALING_RULES, scaling_at
 from .style import (_log2_axis, _log2_batch_axis, _lr_axis, _marker_steps, _nan_to_none,
                     _restyle_steps, _spread)
+from .widgets import choice_slider, int_slider, live_figure, log_slider, menu
 
 
 _RULE_STYLE = {  # LR choice -> (legend name, colour, dash)
@@ -519,3 +527,119 @@ def stale_gradient_losses(frame: pd.DataFrame, title: str = "Loss reached by n s
                       currentvalue=dict(prefix="small steps n = "))],
         legend=dict(orientation="h", y=-0.5), height=560, margin=dict(t=90))
     return fig
+
+
+# ------------------------------------------------------------- live controls, in Jupyter
+
+def lr_scaling_live(settings, *, log2_batch_size: int = 5, log2_max: int = 14):
+    """A slider over log2 m and a menu of rules that show :func:`~smallbatch.theory.scaling.
+    scaling_at` for that batch size and rule (book: "Learning-rate scaling", live
+    controls); ``settings`` is ``presets.lr_scaling(scale)`` (eta_tilde, m_ref, N)."""
+
+    def draw(log2_m: int, rule: str) -> pd.DataFrame:
+        return scaling_at(2 ** log2_m, rule, settings.base_lr, settings.reference_batch_size,
+                          settings.dataset_size)
+
+    return live_figure(draw, {"log2_m": int_slider("log2 m", log2_batch_size, 0, log2_max),
+                              "rule": menu("rule", SCALING_RULES, "linear")})
+
+
+def batch_noise_histogram(record: dict, batch_size: int) -> go.Figure:
+    """The histogram of |S - m G|^2 over its prediction, one value per batch of size m drawn
+    in a gradient-noise ``record``, with the prediction (1) and the mean of the draws marked
+    (book: "The variance derivation, measured", live controls)."""
+    ratios = gradnoise.deviation_ratios(record, batch_size)
+    fig = go.Figure(go.Histogram(x=ratios, nbinsx=30, name="draws"))
+    fig.add_vline(x=1.0, line_dash="dash", annotation_text="prediction")
+    fig.add_vline(x=ratios.mean(), annotation_text="mean of the draws")
+    fig.update_layout(title_text=f"{record['values']['checkpoint']}, m = {batch_size}: "
+                                 f"|S - mG|² / prediction over {len(ratios)} batches",
+                      xaxis_title="|S - mG|² / (m (N-m)/(N-1) tr Σ)",
+                      yaxis_title="batches", height=400)
+    return fig
+
+
+def gradient_noise_live(records: Sequence[dict], batch_sizes: Sequence[int]):
+    """A menu of checkpoints and a slider over m that draw :func:`batch_noise_histogram`
+    (book: "The variance derivation, measured", live controls); it starts at the middle
+    batch size."""
+    by_label = {record["values"]["checkpoint"]: record for record in records}
+
+    def draw(checkpoint: str, batch_size: int) -> go.Figure:
+        return batch_noise_histogram(by_label[checkpoint], batch_size)
+
+    return live_figure(draw, {
+        "checkpoint": menu("checkpoint", by_label),
+        "batch_size": choice_slider("m", batch_sizes, batch_sizes[len(batch_sizes) // 2])})
+
+
+def stale_paths(rows: pd.DataFrame, label: str, batch_size: int, steps: int) -> go.Figure:
+    """The distance |θ_A − θ_B| against η̃ on one draw, measured (with the ReLU sign
+    changes on hover) and predicted η̃² |c_n| (book: "n small steps against one large
+    step", live controls); ``rows`` is :func:`~smallbatch.theory.staleness.paths_on_draw`'s."""
+    fig = go.Figure([
+        go.Scatter(x=rows["base_lr"], y=rows["distance"], mode="lines+markers",
+                   name="measured |θ_A − θ_B|", customdata=rows["sign_changes"],
+                   hovertemplate="η̃ = %{x:.3g}: %{y:.4g}, ReLU sign changes %{customdata}"),
+        go.Scatter(x=rows["base_lr"], y=rows["predicted_distance"], mode="lines",
+                   name="predicted η̃² |c_n|", line=dict(dash="dash"))])
+    fig.update_layout(title_text=f"{label}: n = {steps} steps of m = {batch_size} against "
+                                 f"one of {steps * batch_size}",
+                      xaxis=dict(title_text="η̃ (log scale)", type="log"),
+                      yaxis=dict(title_text="|θ_A − θ_B| (log scale)", type="log"), height=420)
+    return fig
+
+
+def stale_gradients_live(checkpoint: Checkpoint, *, device: str = "auto"):
+    """Sliders over m, n and the draw that recompute :func:`stale_paths` at ``checkpoint``
+    (book: "n small steps against one large step", live controls). Nothing is computed
+    until the first move: it builds the network at the checkpoint (training to it if need
+    be) and loads its data set, once."""
+    from IPython.display import Markdown
+
+    network = {}  # the network and its data, built on the reader's first move
+
+    def draw(batch_size: int, steps: int, draw_index: int) -> go.Figure:
+        if not network:
+            model, network["data"], _, _ = model_at(checkpoint, device=device)
+            network["net"] = staleness.FlatModel(model)
+        rows = staleness.paths_on_draw(network["net"], network["data"], batch_size, steps,
+                                       draw_index)
+        return stale_paths(rows, checkpoint.label, batch_size, steps)
+
+    return live_figure(draw, {
+        "batch_size": choice_slider("m", [1, 2, 4, 8, 16, 32], 4),
+        "steps": choice_slider("n", [2, 4, 8, 16], 4),
+        "draw_index": int_slider("draw", 0, 0, 9)},
+        placeholder=Markdown("Move a slider to compute: the first move builds the network at "
+                             f"{checkpoint.label} and loads its data set "
+                             f"({checkpoint.config.data})."))
+
+
+def nqm_loss_curve(batch_size: int, lr: float, steps: Sequence[int],
+                   curvatures: np.ndarray) -> go.Figure:
+    """E[L] against SGD steps for one batch size B and step size a, log-log (book: "The
+    noisy quadratic model", live controls)."""
+    table = nqm_loss_table([batch_size], [lr], steps, curvatures)
+    fig = go.Figure(go.Scatter(x=table["step"], y=table["expected_loss"], mode="lines"))
+    fig.update_layout(title_text=f"E[L], B = {batch_size}, a = {lr:.4g}",
+                      xaxis=dict(title_text="SGD steps t (log scale)", type="log"),
+                      yaxis=dict(title_text="expected loss E[L] (log scale)", type="log"),
+                      height=420)
+    return fig
+
+
+def nqm_live(settings, curvatures: np.ndarray, *, batch_size: int = 16, lr: float = 0.25):
+    """A slider over B and a log slider over a, from 2^-12 to 1.99 / max h (just under the
+    stability edge 2 / max h), that draw :func:`nqm_loss_curve` at ``settings.curve_steps``
+    (book: "The noisy quadratic model", live controls); ``settings`` is
+    ``presets.nqm(scale)``."""
+    steps = np.asarray(settings.curve_steps)
+    highest = 1.99 / float(np.max(curvatures))
+
+    def draw(batch_size: int, lr: float) -> go.Figure:
+        return nqm_loss_curve(batch_size, lr, steps, curvatures)
+
+    return live_figure(draw, {
+        "batch_size": choice_slider("B", settings.batch_sizes, batch_size),
+        "lr": log_slider("a", lr, base=2, low=-12, high=math.log2(highest), step=0.05)})

@@ -32,6 +32,7 @@ __all__ = [
     "UnstableLearningRate", "nqm_curvatures", "nqm_is_stable", "nqm_second_moments",
     "nqm_expected_loss", "nqm_steps_to_target", "nqm_best_steps_to_target",
     "nqm_loss_table", "nqm_scaling_table", "critical_batch_size", "nqm_noise_scales",
+    "nqm_protocol", "nqm_critical_batch_sizes", "nqm_summary_table", "nqm_noise_scale_table",
 ]
 
 RULES = ("tuned", "linear", "sqrt")
@@ -300,3 +301,92 @@ def nqm_noise_scales(second_moments: np.ndarray, curvatures: np.ndarray) -> dict
     x2 = np.asarray(second_moments, dtype=np.float64)
     return {"B_simple": float(h.sum() / np.sum(h ** 2 * x2)),
             "B_noise": float(np.sum(h ** 2) / np.sum(h ** 3 * x2))}
+
+
+# ------------------------------------------------------------------ what the chapter shows
+
+def nqm_protocol(settings, curvatures: np.ndarray) -> pd.DataFrame:
+    """The chapter's settings as one column (book: "The noisy quadratic model"):
+    ``settings`` is ``presets.nqm(scale)``; E[L(x_0)] = 1/2 sum h_i (s_i(0) = 1)."""
+    lrs = settings.tuning_lrs
+    return pd.Series({
+        "dimension d": f"{settings.dim:,}",
+        "initial expected loss E[L(x_0)]": f"{0.5 * np.sum(curvatures):.3f}",
+        "step sizes a tried per batch size": f"{len(lrs)}, 2^{math.log2(min(lrs)):g} to "
+                                             f"2^{math.log2(max(lrs)):g}",
+        "batch sizes B": f"{min(settings.batch_sizes)} to {max(settings.batch_sizes):,} "
+                         "(powers of 2)",
+        "target losses": ", ".join(f"{t:g}" for t in settings.targets),
+        "step budget": f"{settings.max_steps:,}",
+    }, name="noisy quadratic model").to_frame()
+
+
+def _tuned(scaling: pd.DataFrame) -> pd.DataFrame:
+    tuned = scaling[scaling["rule"] == "tuned"]
+    if tuned.empty:
+        raise ValueError("the table has no 'tuned' rows; pass nqm_scaling_table(...)")
+    return tuned
+
+
+def nqm_critical_batch_sizes(scaling: pd.DataFrame, ratio: float = 1.5
+                             ) -> dict[float, int | None]:
+    """The critical batch size (:func:`critical_batch_size`) of the tuned learning rate, per
+    target loss (ascending), from :func:`nqm_scaling_table` (book: "The noisy quadratic
+    model")."""
+    return {target: critical_batch_size(part["batch_size"], part["steps"], ratio)
+            for target, part in _tuned(scaling).groupby("target")}
+
+
+def nqm_summary_table(scaling: pd.DataFrame, critical: dict):
+    """Per target loss (in the table's order): the critical B, and the steps, the tuned step
+    size and the examples (steps x B) at the smallest and the largest B, and whether a
+    larger B never needs fewer examples (book: "The noisy quadratic model"). Styled."""
+    rows = []
+    for target, part in _tuned(scaling).groupby("target", sort=False):
+        part = part.set_index("batch_size")
+        examples = part["steps"] * part.index
+        small, large = part.index.min(), part.index.max()
+        rows.append({
+            "target E[L]": target,
+            "critical B": critical[target],
+            f"steps at B={small}": part.loc[small, "steps"],
+            f"steps at B={large:,}": part.loc[large, "steps"],
+            f"tuned a at B={small}": part.loc[small, "lr"],
+            f"tuned a at B={large:,}": part.loc[large, "lr"],
+            f"examples at B={small}": examples.loc[small],
+            f"examples at B={large:,}": examples.loc[large],
+            "examples never fewer at a larger B": bool(np.all(np.diff(examples.to_numpy()) >= 0)),
+        })
+    summary = pd.DataFrame(rows).set_index("target E[L]")
+    counts = [c for c in summary.columns if c.startswith(("steps", "examples at"))]
+    rates = [c for c in summary.columns if c.startswith("tuned a")]
+    return (summary.style.format("{:,.0f}", subset=counts).format("{:.3g}", subset=rates)
+            .format_index("{:g}"))
+
+
+def nqm_noise_scale_table(scaling: pd.DataFrame, critical: dict, curvatures: np.ndarray):
+    """Per target loss with a critical batch size (in the table's order): B_simple and
+    B_noise (:func:`nqm_noise_scales`) at x_0 and where SGD at the critical B with its tuned
+    step size reaches the target, whether the critical B lies between the two B_simple, and
+    B_noise at the target over the critical B (book: "The noisy quadratic model"). Styled."""
+    tuned = _tuned(scaling)
+    start = nqm_noise_scales(np.ones_like(curvatures), curvatures)
+    rows = []
+    for target in tuned["target"].unique():
+        b_crit = critical.get(target)
+        if b_crit is None:
+            continue
+        row = tuned[(tuned["target"] == target) & (tuned["batch_size"] == b_crit)].iloc[0]
+        end = nqm_noise_scales(
+            nqm_second_moments(int(row["steps"]), b_crit, row["lr"], curvatures), curvatures)
+        rows.append([target, b_crit, start["B_simple"], end["B_simple"], start["B_noise"],
+                     end["B_noise"], start["B_simple"] <= b_crit <= end["B_simple"],
+                     end["B_noise"] / b_crit])
+    return (pd.DataFrame(rows, columns=_NOISE_SCALE_COLUMNS).set_index("target E[L]")
+            .style.format(precision=2).format_index("{:g}"))
+
+
+_NOISE_SCALE_COLUMNS = ["target E[L]", "critical B (from the curves)", "B_simple at x_0",
+                        "B_simple at the target", "B_noise at x_0", "B_noise at the target",
+                        "critical B between the two B_simple",
+                        "B_noise at the target / critical B"]

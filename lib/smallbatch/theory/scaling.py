@@ -10,8 +10,9 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ..train import LR_SCALING_RULES as SCALING_RULES, learning_rate
+from .checkpoints import log2_label
 
-__all__ = ["SCALING_RULES", "scaling_table"]
+__all__ = ["SCALING_RULES", "scaling_table", "scaling_at", "scaling_protocol", "scaling_rows"]
 
 
 def scaling_table(batch_sizes: Sequence[int], base_lr: float, reference_batch_size: int,
@@ -61,3 +62,50 @@ def scaling_table(batch_sizes: Sequence[int], base_lr: float, reference_batch_si
                 updates_per_epoch=updates, epoch_movement=updates * eta * grad_norm,
                 epoch_variance=updates * update_variance))
     return pd.DataFrame(rows)
+
+
+def scaling_at(batch_size: int, rule: str, base_lr: float, reference_batch_size: int,
+               dataset_size: int) -> pd.DataFrame:
+    """:func:`scaling_table`'s row for one batch size and rule, as a column named
+    "<rule>, m = <m>" (book: "Learning-rate scaling", the live controls)."""
+    row = scaling_table([batch_size], base_lr, reference_batch_size, rules=[rule],
+                        dataset_size=dataset_size).iloc[0]
+    return row.drop("rule").rename(f"{rule}, m = {batch_size}").to_frame()
+
+
+def scaling_protocol(settings) -> pd.DataFrame:
+    """The chapter's settings as one column (book: "Learning-rate scaling"): ``settings`` is
+    ``presets.lr_scaling(scale)``; the per-example moments are :func:`scaling_table`'s
+    defaults (|G|^2 = tr(Sigma) = 1: the rules' values are in those units)."""
+    sizes = settings.batch_sizes
+    return pd.Series({
+        "reference batch size m_ref": settings.reference_batch_size,
+        "base learning rate at m_ref (eta_tilde)": f"{log2_label(settings.base_lr)} = "
+                                                   f"{settings.base_lr:.6g}",
+        "learning rate at m_ref (eta)": settings.reference_batch_size * settings.base_lr,
+        "batch sizes m": f"{min(sizes)} to {max(sizes):,} (powers of 2)",
+        "per-example gradient moments": "|G|^2 = 1, tr(Sigma) = 1",
+    }, name="learning-rate scaling").to_frame()
+
+
+_ROW_COLUMNS = {"eta": "η", "eta_tilde": "η̃",
+                "mean_update_per_example": "mean update per example",
+                "update_variance": "variance of one update",
+                "epoch_movement": "movement per epoch",
+                "epoch_variance": "noise variance per epoch"}
+
+
+def scaling_rows(table: pd.DataFrame, batch_sizes):
+    """The rows of :func:`scaling_table` at ``batch_sizes``, per rule, with the per-update
+    and per-epoch quantities the chapter compares (book: "Learning-rate scaling"). Styled.
+
+    Raises:
+        ValueError: a batch size that is not in the table.
+    """
+    picked = sorted(set(batch_sizes))
+    missing = set(picked) - set(table["batch_size"])
+    if missing:
+        raise ValueError(f"batch size(s) {sorted(missing)} are not in the table")
+    small = table[table["batch_size"].isin(picked)].set_index(["rule", "batch_size"])[
+        list(_ROW_COLUMNS)]
+    return small.rename(columns=_ROW_COLUMNS).style.format("{:.3g}")

@@ -75,3 +75,11 @@ __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run"
            "curves_reader", "curves_from_epochs",
            "TABLE_KINDS", "MISSING", "table_file_name", "trials_table", "epochs_table",
            "write_tables", "downloads_html"]
+
+# --- thin-experiments ---
+from .cells import subset
+from .runset import (CURVE, GHOST_CURVE, RunSet, bn_pairs, frames, margins, run_sets,
+                     under_one_margin)
+
+__all__ += ["subset", "CURVE", "GHOST_CURVE", "RunSet", "bn_pairs", "frames", "margins",
+            "run_sets", "under_one_margin"]

@@ -80,6 +80,19 @@ __all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run"
 from .cells import subset
 from .runset import (CURVE, GHOST_CURVE, RunSet, bn_pairs, frames, margins, run_sets,
                      under_one_margin)
+from .experiments import (batch_lr_studies, batch_lr_verdicts, best_lr_table, curves_at_best,
+                          curves_verdicts, fall_with_m_text, ghost_edges_text, ghost_verdicts,
+                          last_epoch_table, lowest_loss_text, lowest_training_loss,
+                          margins_style, protocol_tables, resting_margins, stored_trials,
+                          study_notes, verdict_counts, warmup_edges, warmup_sets,
+                          warmup_side_by_side, warmup_steps_text, warmup_verdicts,
+                          weight_decay_table, window_edges)
 
 __all__ += ["subset", "CURVE", "GHOST_CURVE", "RunSet", "bn_pairs", "frames", "margins",
-            "run_sets", "under_one_margin"]
+            "run_sets", "under_one_margin", "batch_lr_studies", "batch_lr_verdicts",
+            "best_lr_table", "curves_at_best", "curves_verdicts", "fall_with_m_text",
+            "ghost_edges_text", "ghost_verdicts", "last_epoch_table", "lowest_loss_text",
+            "lowest_training_loss", "margins_style", "protocol_tables", "resting_margins",
+            "stored_trials", "study_notes", "verdict_counts", "warmup_edges", "warmup_sets",
+            "warmup_side_by_side", "warmup_steps_text", "warmup_verdicts",
+            "weight_decay_table", "window_edges"]

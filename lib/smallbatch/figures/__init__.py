@@ -25,3 +25,8 @@ __all__ = ["training_curves", "throughput", "nqm_loss_curves", "nqm_steps_to_tar
            "accuracy_vs_lr", "accuracy_heatmap", "best_and_range", "training_curves_by_batch",
            "ghost_batch_norm", "warmup_comparison", "steps_to_target", "equal_steps",
            "accuracy_at_steps", "fit_and_gap", "explorer"]
+
+# --- thin-experiments ---
+from .experiments import accuracy_vs_lr_of, best_and_range_by_data
+
+__all__ += ["accuracy_vs_lr_of", "best_and_range_by_data"]

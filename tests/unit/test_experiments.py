@@ -1,0 +1,185 @@
+"""The experiments chapters' sections (smallbatch.analysis.experiments and the RunSet
+figures), on stored records whose answers are worked out here by hand."""
+
+import dataclasses
+import math
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from smallbatch import analysis, figures
+from smallbatch.store import save_result
+from smallbatch.studies import Study
+from smallbatch.train import EpochMetrics, TrainResult
+
+
+def accuracy(m: int, log2_lr: int, seed: int, tops=(0.90, 0.80)) -> float | None:
+    """m = 4 peaks at 2^-4 (tops[0]), m = 64 at 2^-5 (tops[1]), each falling 0.015 an
+    octave; seeds add -0.01, 0, +0.01; m = 64 diverges at 2^-2 in every seed."""
+    if m == 64 and log2_lr == -2:
+        return None
+    peak, top = (-4, tops[0]) if m == 4 else (-5, tops[1])
+    return top - 0.015 * abs(log2_lr - peak) + 0.01 * (seed - 1)
+
+
+def stored(folder, name="fake", tops=(0.90, 0.80), **base) -> analysis.StudyData:
+    """A study over m = 4, 64, log2 eta_tilde -6 ... -2 and seeds 0-2 with :func:`accuracy`;
+    each complete run has two epochs whose last training loss is 0.2 at its m's peak, plus
+    0.1 an octave away and 0.01 a seed."""
+    spec = {"name": name, "base": {"data": "synthetic", "train_subset": 256, "num_epochs": 2,
+                                   **base},
+            "grid": [{"batch_size": [4, 64], "base_lr": {"pow2": [-6, -2]},
+                      "seed": [0, 1, 2]}]}
+    study = Study.from_mapping(spec, "scaled")
+    for config in study.trials():
+        m, lr = config.batch_size, round(math.log2(config.base_lr))
+        value = accuracy(m, lr, config.seed, tops)
+        loss = 0.2 + 0.1 * abs(lr - (-4 if m == 4 else -5)) + 0.01 * config.seed
+        epochs = [] if value is None else [
+            EpochMetrics(epoch=e, train_loss=loss * (3 - e), train_accuracy=0.5,
+                         test_loss=1.0, test_accuracy=value - 0.1 * (2 - e), lr=0.1,
+                         examples_seen=256 * e, wall_time=e) for e in (1, 2)]
+        save_result(TrainResult(config=config, status="complete" if value else "diverged",
+                                epochs=epochs, test_accuracy=value,
+                                provenance={"git_commit": "abc123"}), folder)
+    return analysis.study_data(study, results_dir=folder)
+
+
+@pytest.fixture()
+def pair(tmp_path):
+    """Two sets of AlexNet runs, with batch norm and without; without it the best at
+    m = 64 is 0.70, not 0.80."""
+    bn = stored(tmp_path / "bn", "with", model="alexnet", batch_norm="all")
+    none = stored(tmp_path / "none", "without", tops=(0.90, 0.70), model="alexnet",
+                  batch_norm="none")
+    return analysis.run_sets([bn, none])
+
+
+# ------------------------------------------------------------ "Batch size against learning rate"
+
+def test_the_batch_size_chapter_adds_the_full_only_studies_at_the_full_scale():
+    assert analysis.batch_lr_studies("scaled") == list(analysis.BATCH_LR_STUDIES)
+    assert analysis.batch_lr_studies("full") == [*analysis.BATCH_LR_STUDIES,
+                                                 *analysis.FULL_ONLY_STUDIES]
+
+
+def test_study_notes_protocols_and_stored_trials_name_each_study(tmp_path):
+    data = {"fake": stored(tmp_path)}
+    label = analysis.study_label(data["fake"].study)
+    assert analysis.study_notes(data) == [
+        f"**fake** ({label}): All 30 trials of study `fake` at the scaled scale are stored."]
+    ((heading, protocol),) = analysis.protocol_tables(data)
+    assert heading == f"**fake**: {label}, 2 epochs"
+    assert protocol.loc[4, "SGD steps per run"] == 64 * 2
+    table = analysis.stored_trials(data).data
+    assert table.loc["fake", "trials stored"] == 30 and table.loc["fake", "trials in the study"] == 30
+    assert table.loc["fake", "code commit(s)"] == "abc123"
+
+
+def test_window_edges_name_the_windows_that_miss_a_side(pair):
+    text, table = analysis.window_edges(pair)
+    # margin 0.02 (seed SD 0.01); at m = 64 the slowest eta_tilde, 2^-6, is 0.015 below the
+    # best: no slow side (in both sets)
+    labels = list(pair)
+    assert text == (f"2 of 4 windows miss a side or have their best at an end: "
+                    f"{labels[0]}: m = 64; {labels[1]}: m = 64.")
+    assert table.loc[labels[0], 4] == "-4" and table.loc[labels[0], 64] == "-5 (no slow side)"
+
+
+def test_margins_style_shows_points_and_one_seed_where_there_are_no_repeats():
+    table = pd.DataFrame({"noise margin": [2.0, 1.5], "its seed SD": [0.514, None],
+                          "most scattered point": ["m = 4", ""],
+                          "margin rests on it": [True, False]}, index=["a", "b"])
+    html = analysis.margins_style(table).to_html()
+    assert "0.51" in html and "one seed" in html and "runs (points)" in html
+    assert "2.00" in html and "True" in html
+
+
+def test_lowest_training_loss_per_m_beside_the_best_accuracy(pair):
+    fit = analysis.lowest_training_loss(pair, "alexnet")
+    labels = list(pair)
+    # the lowest last-epoch loss is at each m's peak, seed 0: 0.2; m = 64's diverged runs
+    # have no epochs and are left out
+    assert fit[(labels[0], "lowest training loss")].tolist() == pytest.approx([0.2, 0.2])
+    assert fit[(labels[1], "best test accuracy")].tolist() == pytest.approx([0.90, 0.70])
+    assert analysis.lowest_loss_text(fit) == (
+        f"At m = 4: {labels[0]}: lowest training loss 0.200, best test accuracy 0.900; "
+        f"{labels[1]}: lowest training loss 0.200, best test accuracy 0.900.")
+    assert analysis.lowest_training_loss(pair, "resnet8").empty
+
+
+def test_batch_lr_verdicts_read_each_set_and_the_batch_norm_pair_under_one_margin(pair):
+    verdicts = analysis.batch_lr_verdicts(pair)
+    assert len(verdicts) == 3 + 3 + 1
+    gap = verdicts[-1]
+    assert gap.where == "alexnet, batch norm against none"
+    assert gap.verdict.claim == analysis.CLAIM_BN_GAP
+    # drop to the largest m: 0.10 with batch norm, 0.20 without: more than the margin
+    assert gap.verdict.verdict == analysis.AGREES
+    assert "0.1000 with BN" in gap.verdict.measurement and "margin 0.0200" in gap.verdict.measurement
+
+
+def test_the_batch_norm_verdict_takes_the_noisier_sets_margin(tmp_path):
+    bn = stored(tmp_path / "bn", "with", model="alexnet", batch_norm="all")
+    # without batch norm: the same drop plus 0.03, but seeds three times as scattered
+    frame = stored(tmp_path / "none", "without", tops=(0.90, 0.77), model="alexnet",
+                   batch_norm="none")
+    scattered = frame.frame.assign(score=frame.frame["score"]
+                                   + 0.02 * (frame.frame["seed"] - 1)
+                                   * (frame.frame["status"] == "complete"))
+    none = dataclasses.replace(frame, frame=scattered)
+    sets = analysis.run_sets([bn, none])
+    gap = analysis.batch_lr_verdicts(sets)[-1]
+    # own margins 0.02 and 0.06: read with 0.06, a difference of 0.03 is no difference
+    assert "margin 0.0600" in gap.verdict.measurement
+    assert gap.verdict.verdict == analysis.EQUIVALENT
+
+
+def test_verdict_counts_and_incomplete_studies():
+    claims = pd.DataFrame({"verdict": [analysis.AGREES, analysis.AGREES, analysis.CANNOT_DECIDE]})
+    data = {"a": SimpleNamespace(complete=True), "b": SimpleNamespace(complete=False)}
+    assert analysis.verdict_counts(claims, data) == (
+        "Verdicts: 2 agree, 0 disagree, 0 find no difference beyond the noise margin, 1 "
+        "cannot decide. **These rest on incomplete studies (b); they will change as the "
+        "remaining trials are stored.**")
+    assert analysis.verdict_counts(claims, {"a": data["a"]}).endswith("1 cannot decide.")
+    assert analysis.verdict_counts(claims.iloc[:0], data).startswith("No verdicts")
+
+
+def test_resting_margins_name_the_sets_whose_margin_rests_on_one_point():
+    margins = pd.DataFrame({"margin rests on it": [True, False, True]}, index=["a", "b", "c"])
+    claims = pd.DataFrame({"verdict": [analysis.AGREES]})
+    assert analysis.resting_margins(margins, claims).startswith("The noise margin of a, c rests")
+    assert analysis.resting_margins(margins.iloc[1:2], claims) is None
+    assert analysis.resting_margins(margins, claims.iloc[:0]) is None
+
+
+def test_weight_decay_table_follows_each_best(tmp_path):
+    # named resnet-bn, so the full scale's weight decay is the headline study's, 1e-4
+    headline = analysis.RunSet.of(stored(tmp_path, "resnet-bn"))
+    styled, text = analysis.weight_decay_table(headline)
+    table = styled.data
+    assert table["best log2 η̃"].to_dict() == {4: -4, 64: -5}
+    assert table["SGD steps"].to_dict() == {4: 128, 64: 8}
+    # per-example decay: about exp(-lambda eta_tilde N s), N the examples seen (2 x 256)
+    # and s the schedule's mean factor (1/2 + 1/4 x 0.1 + 1/4 x 0.01)
+    for m, log2_lr in ((4, -4), (64, -5)):
+        expected = math.exp(-1e-4 * 2.0 ** log2_lr * 512 * 0.5275)
+        assert table.loc[m, "weights × (decay alone, one run)"] == pytest.approx(expected,
+                                                                                 rel=1e-6)
+    assert text.startswith("With λ = 0.0001 (the `full` scale's), the decay alone would have "
+                           "multiplied the weights by 0.998 (m = 4) to 0.999 (m = 64)")
+
+
+def test_the_run_set_figures_use_its_chance_margin_and_data_sets(pair, tmp_path):
+    one = next(iter(pair.values()))
+    fig = figures.accuracy_vs_lr_of(one)
+    assert fig.layout.shapes[0].y0 == pytest.approx(0.1)  # chance, 10 classes
+    hundred = analysis.RunSet.of(stored(tmp_path, data="cifar100", train_subset=1024))
+    assert figures.accuracy_vs_lr_of(hundred).layout.shapes[0].y0 == pytest.approx(0.01)
+    assert one.label in fig.layout.title.text
+    (both,) = figures.best_and_range_by_data(pair)  # one data set: one figure
+    assert both.layout.title.text.startswith("Best accuracy and the range of good η̃ "
+                                             "against m: Synthetic")
+    assert "noise margin 2.0 points" in both.data[0].name

@@ -183,3 +183,67 @@ def test_the_run_set_figures_use_its_chance_margin_and_data_sets(pair, tmp_path)
     assert both.layout.title.text.startswith("Best accuracy and the range of good η̃ "
                                              "against m: Synthetic")
     assert "noise margin 2.0 points" in both.data[0].name
+
+
+# ------------------------------------------------------------ "Batch norm's own batch"
+
+GHOST_BESTS = {(64, 4): 0.90, (64, None): 0.88, (256, 4): 0.89, (256, None): 0.80}
+
+
+@pytest.fixture()
+def ghost(tmp_path):
+    """A ghost-batch-norm study: the best of each (m, m_BN) is GHOST_BESTS, at 2^-5 but for
+    ordinary batch norm at m = 256, whose best is at 2^-4, the top of its window; 0.02 an
+    octave off the best, seeds +-0.005 (margin: the 0.01 floor)."""
+    study = Study.from_mapping({
+        "name": "ghost", "base": {"data": "synthetic", "train_subset": 1024, "num_epochs": 1},
+        "grid": [{"batch_size": [64, 256], "bn_batch_size": [4, None],
+                  "base_lr": {"pow2": [-6, -4]}, "seed": [0, 1, 2]}]}, "scaled")
+    for config in study.trials():
+        key = (config.batch_size, config.bn_batch_size)
+        peak = -4 if key == (256, None) else -5
+        value = (GHOST_BESTS[key] - 0.02 * abs(round(math.log2(config.base_lr)) - peak)
+                 + 0.005 * (config.seed - 1))
+        save_result(TrainResult(config=config, status="complete", epochs=[],
+                                test_accuracy=value), tmp_path)
+    data = analysis.study_data(study, results_dir=tmp_path)
+    return analysis.RunSet.of(data, by=analysis.GHOST_CURVE)
+
+
+def test_the_fall_with_m_with_ordinary_batch_norm_and_at_a_fixed_bn_batch(ghost, tmp_path):
+    assert ghost.margin == pytest.approx(0.01)
+    assert analysis.fall_with_m_text(ghost) == (
+        "From $m = 64$ to $m = 256$ the best accuracy falls by 0.0800 with ordinary batch "
+        "norm, and at a fixed $m_{\\mathrm{BN}}$ by 4: 0.0100 (noise margin 0.0100). Where "
+        "the fall at a fixed $m_{\\mathrm{BN}}$ is as large as with ordinary batch norm, the "
+        "batch-size effect here is not a batch-norm-batch effect.")
+    one_m = ghost.only([64])
+    assert analysis.fall_with_m_text(one_m) is None
+    with pytest.raises(ValueError, match="GHOST_CURVE"):
+        analysis.fall_with_m_text(analysis.RunSet.of(stored(tmp_path)))
+
+
+def test_ghost_edges_name_the_points_with_a_best_at_an_end(ghost):
+    assert analysis.ghost_edges_text(ghost.edges) == (
+        "1 of 4 stored $(m, m_{\\mathrm{BN}})$ points have their best $\\tilde\\eta$ at an end "
+        "of their window: (256, 256); 1 have a window that misses a side (no slow side or no "
+        "failing side) or a best at an end: (256, 256).")
+    inside = ghost.edges[ghost.edges["inside"]]
+    assert analysis.ghost_edges_text(inside) == (
+        "0 of 3 stored $(m, m_{\\mathrm{BN}})$ points have their best $\\tilde\\eta$ at an end "
+        "of their window; 0 have a window that misses a side (no slow side or no failing "
+        "side) or a best at an end.")
+
+
+def test_ghost_verdicts_read_both_claims_per_m_and_bn_batch(ghost):
+    small, independent = analysis.ghost_verdicts(ghost)
+    assert small.verdict.claim == analysis.CLAIM_SMALL_BN_BATCH
+    assert independent.verdict.claim == analysis.CLAIM_BN_BATCH_INDEPENDENT
+    assert small.where == ghost.label and small.held_out is not None and small.resamples
+    # m_BN = 4 beats ordinary batch norm at both m by more than the margin, but at m = 256
+    # the losing ordinary batch norm has its best at the top of its window (the set's edges)
+    assert small.verdict.verdict == analysis.CANNOT_DECIDE
+    assert "the best of (256, 256) is at an end of its η̃ window" in small.verdict.measurement
+    assert "m = 64: best m_BN = 4" in small.verdict.measurement
+    empty = dataclasses.replace(ghost.data, frame=ghost.frame.iloc[:0])
+    assert analysis.ghost_verdicts(analysis.RunSet.of(empty, by=analysis.GHOST_CURVE)) == []

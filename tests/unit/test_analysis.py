@@ -551,8 +551,7 @@ def test_study_data_keeps_its_trials_and_variants_split_them_without_expanding_a
     def expand(*args):
         raise AssertionError("the grid was expanded again")
 
-    from smallbatch.analysis import cells
-    monkeypatch.setattr(cells, "validate_study", expand)
+    monkeypatch.setattr(analysis.cells, "validate_study", expand)
     sides = analysis.variants(data)
     assert [len(side.trials) for side in sides.values()] == [4, 4]
     assert all({c.augment for c in side.trials} == {side.selection == "augment = True"}

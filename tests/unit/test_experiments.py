@@ -10,7 +10,7 @@ import pytest
 
 from smallbatch import analysis, figures
 from smallbatch.store import save_result
-from smallbatch.studies import Study
+from smallbatch.studies import Study, load_study
 from smallbatch.train import EpochMetrics, TrainResult
 
 
@@ -247,3 +247,72 @@ def test_ghost_verdicts_read_both_claims_per_m_and_bn_batch(ghost):
     assert "m = 64: best m_BN = 4" in small.verdict.measurement
     empty = dataclasses.replace(ghost.data, frame=ghost.frame.iloc[:0])
     assert analysis.ghost_verdicts(analysis.RunSet.of(empty, by=analysis.GHOST_CURVE)) == []
+
+
+# ------------------------------------------------------------ "Warm-up"
+
+@pytest.fixture()
+def warmup(tmp_path):
+    """With warm-up: m = 64 only, its best 0.83 at 2^-4, 0.015 an octave off it, seeds
+    +-0.02 (a seed SD of 0.02: margin 0.04). Without: :func:`stored` (m = 4 and 64, margin
+    0.02)."""
+    study = Study.from_mapping({
+        "name": "warm", "base": {"data": "synthetic", "train_subset": 256, "num_epochs": 2,
+                                 "warmup": True},
+        "grid": [{"batch_size": [64], "base_lr": {"pow2": [-6, -2]}, "seed": [0, 1, 2]}]},
+        "scaled")
+    for config in study.trials():
+        value = (0.83 - 0.015 * abs(round(math.log2(config.base_lr)) + 4)
+                 + 0.02 * (config.seed - 1))
+        save_result(TrainResult(config=config, status="complete", epochs=[],
+                                test_accuracy=value), tmp_path / "warm")
+    warm = analysis.study_data(study, results_dir=tmp_path / "warm")
+    return analysis.warmup_sets(warm, stored(tmp_path / "plain"))
+
+
+def test_warmup_sets_are_read_under_the_larger_margin(warmup):
+    with_warmup, without = warmup
+    assert (with_warmup.label, without.label) == ("with warm-up", "without")
+    assert with_warmup.own_margin == pytest.approx(0.04)
+    assert without.own_margin == pytest.approx(0.02)
+    assert with_warmup.margin == without.margin == pytest.approx(0.04)
+
+
+def test_warmup_side_by_side_at_the_batch_sizes_with_warmup(warmup):
+    styled, text = analysis.warmup_side_by_side(*warmup)
+    table = styled.data
+    assert table.index.tolist() == [("with warm-up", 64), ("without", 64)]
+    # within 0.04 of 0.83: every eta_tilde tried (the farthest is 0.80); of 0.80 without
+    # warm-up: 2^-6 to 2^-3 (0.77), not 2^-2 (diverged)
+    assert table.loc[("with warm-up", 64)].tolist() == pytest.approx([-4, 0.83, -6, -2, 5, 5])
+    assert table.loc[("without", 64)].tolist() == pytest.approx([-5, 0.80, -6, -3, 4, 5])
+    assert text == "Margin: 0.0400 (the larger of the two sets of runs' noise margins)."
+
+
+def test_warmup_edges_at_the_batch_sizes_with_warmup_and_the_shared_margin(warmup):
+    edges = analysis.warmup_edges(*warmup)
+    assert list(edges) == ["with warm-up", "without"]
+    assert edges["without"].index.tolist() == [64]
+    # 2^-6 is 0.03 below either best: within the shared 0.04, so no slow side in either
+    assert not edges["with warm-up"].loc[64, "slow_side"]
+    assert not edges["without"].loc[64, "slow_side"] and edges["without"].loc[64, "failing_side"]
+
+
+def test_warmup_verdicts_need_a_small_batch_without_warmup(warmup):
+    with_warmup, without = warmup
+    helps, gap = analysis.warmup_verdicts(with_warmup, without)
+    assert helps.verdict.claim == analysis.CLAIM_WARMUP_HELPS
+    assert gap.verdict.claim == analysis.CLAIM_WARMUP_GAP
+    assert helps.where == analysis.study_label(with_warmup.study)
+    # 0.83 against 0.80 at m = 64: less than the shared margin of 0.04
+    assert helps.verdict.verdict == analysis.EQUIVALENT
+    assert analysis.warmup_verdicts(with_warmup, without.only([64])) == []
+
+
+def test_warmup_steps_here_and_in_the_full_protocol():
+    # here 8,192 images and 10 epochs: 32 x 10 = 320 steps at m = 256, 8 x 10 = 80 at
+    # m = 1024; in the full protocol 50,000 images and 82 epochs: 195 x 82 = 15,990 and
+    # 48 x 82 = 3,936; warm-up is the first 5%, rounded up
+    assert analysis.warmup_steps_text(load_study("warmup", "scaled")) == (
+        "Warm-up steps of one run: m = 256: 16 of 320 here, 800 of 15,990 in the full "
+        "protocol; m = 1024: 4 of 80 here, 197 of 3,936 in the full protocol.")

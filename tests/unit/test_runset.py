@@ -195,3 +195,10 @@ def test_the_published_batch_norm_pairs_come_from_the_studies_configs():
     names = [(a.study.name, b.study.name) for a, b in analysis.bn_pairs(sets)]
     assert names == [("resnet-bn", "resnet-nobn"), ("alexnet-bn", "alexnet-nobn"),
                      ("alexnet-convbn", "alexnet-nobn")]
+
+
+def test_a_set_with_nothing_stored_has_the_margin_of_a_90_percent_accuracy(tmp_path):
+    study = Study.from_mapping(spec(), "scaled")
+    empty = analysis.RunSet.of(analysis.study_data(study, results_dir=tmp_path))
+    assert not empty.stored and empty.batch_sizes == [] and len(empty.trials) == 30
+    assert empty.margin == pytest.approx(0.01 + 2 * math.sqrt(0.9 * 0.1 / 2000))

@@ -280,8 +280,9 @@ def noise_margin(frame: pd.DataFrame, test_size: int | None = None) -> float:
         if spread is not None:
             return max(MARGIN_FLOOR, 2 * spread)
     if test_size:
-        scores = frame.loc[frame["status"] == "complete", "score"]
-        level = min(1.0, float(scores.max())) if len(scores) else 0.9
+        # (a frame with no stored trial has no score column)
+        scores = frame.loc[frame["status"] == "complete", "score"] if len(frame) else None
+        level = min(1.0, float(scores.max())) if scores is not None and len(scores) else 0.9
         return MARGIN_FLOOR + 2 * math.sqrt(level * (1 - level) / test_size)
     return MARGIN_FLOOR
 

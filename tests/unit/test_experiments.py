@@ -15,21 +15,23 @@ from smallbatch.train import EpochMetrics, TrainResult
 
 
 def accuracy(m: int, log2_lr: int, seed: int, tops=(0.90, 0.80)) -> float | None:
-    """m = 4 peaks at 2^-4 (tops[0]), m = 64 at 2^-5 (tops[1]), each falling 0.015 an
-    octave; seeds add -0.01, 0, +0.01; m = 64 diverges at 2^-2 in every seed."""
-    if m == 64 and log2_lr == -2:
+    """m = 4 peaks at 2^-4 (tops[0]), a larger m (64) at 2^-5 (tops[1]), each falling 0.015
+    an octave; seeds add -0.01, 0, +0.01; the larger m diverges at 2^-2 in every seed."""
+    if m != 4 and log2_lr == -2:
         return None
     peak, top = (-4, tops[0]) if m == 4 else (-5, tops[1])
     return top - 0.015 * abs(log2_lr - peak) + 0.01 * (seed - 1)
 
 
-def stored(folder, name="fake", tops=(0.90, 0.80), **base) -> analysis.StudyData:
-    """A study over m = 4, 64, log2 eta_tilde -6 ... -2 and seeds 0-2 with :func:`accuracy`;
-    each complete run has two epochs whose last training loss is 0.2 at its m's peak, plus
-    0.1 an octave away and 0.01 a seed."""
+def stored(folder, name="fake", tops=(0.90, 0.80), sizes=(4, 64), **base
+           ) -> analysis.StudyData:
+    """A study over m = ``sizes`` (m = 4, then a larger one), log2 eta_tilde -6 ... -2 and
+    seeds 0-2 with :func:`accuracy`; each complete run has two epochs whose last training
+    loss is 0.2 at its m's peak, plus 0.1 an octave away and 0.01 a seed, and whose first
+    epoch's test accuracy is 0.1 below its last."""
     spec = {"name": name, "base": {"data": "synthetic", "train_subset": 256, "num_epochs": 2,
                                    **base},
-            "grid": [{"batch_size": [4, 64], "base_lr": {"pow2": [-6, -2]},
+            "grid": [{"batch_size": list(sizes), "base_lr": {"pow2": [-6, -2]},
                       "seed": [0, 1, 2]}]}
     study = Study.from_mapping(spec, "scaled")
     for config in study.trials():
@@ -316,3 +318,38 @@ def test_warmup_steps_here_and_in_the_full_protocol():
     assert analysis.warmup_steps_text(load_study("warmup", "scaled")) == (
         "Warm-up steps of one run: m = 256: 16 of 320 here, 800 of 15,990 in the full "
         "protocol; m = 1024: 4 of 80 here, 197 of 3,936 in the full protocol.")
+
+
+# ------------------------------------------------------------ "Training curves"
+
+def test_curves_at_each_ms_best_and_its_table(tmp_path):
+    runs = analysis.RunSet.of(stored(tmp_path))
+    own = analysis.curves_at_best(runs)
+    assert set(zip(own["batch_size"], own["log2_base_lr"])) == {(4, -4), (64, -5)}
+    last = own[own["epoch"] == 2].set_index("batch_size")["test_accuracy"]
+    assert last.tolist() == pytest.approx([0.90, 0.80])
+    table = analysis.best_lr_table(runs).data
+    assert table.index.name == "batch size m"
+    assert table.loc[4].tolist() == pytest.approx([-4, 0.90, 3])
+    assert table.loc[64].tolist() == pytest.approx([-5, 0.80, 3])
+
+
+def test_last_epoch_table_of_the_curves_at_one_eta(tmp_path):
+    runs = analysis.RunSet.of(stored(tmp_path))
+    table = analysis.last_epoch_table(runs.curves(-4)).data
+    # m = 4 at its peak: 512 examples in two epochs are 128 steps, losses 0.20, 0.21, 0.22;
+    # m = 64 one octave off its peak: 8 steps, losses 0.30 ... 0.32, accuracy 0.785
+    assert table.loc[4].tolist() == pytest.approx([2, 128, 0.21, 0.90, 3])
+    assert table.loc[64].tolist() == pytest.approx([2, 8, 0.31, 0.785, 3])
+
+
+def test_curves_verdicts_compare_small_and_large_batches_at_one_eta(tmp_path):
+    runs = analysis.RunSet.of(stored(tmp_path, sizes=(4, 128)))
+    (verdict,) = analysis.curves_verdicts(runs, -4)
+    assert verdict.where == f"{runs.label}, η̃ = 2^-4" and verdict.held_out is None
+    # after epoch 2: m = 4 at 0.90, m = 128 at 0.785; ahead by more than 0.02 in both epochs
+    assert verdict.verdict.verdict == analysis.AGREES
+    assert verdict.verdict.measurement.startswith(
+        "after epoch 2: best m <= 32 (m = 4) 0.9000, best m >= 128 (m = 128) 0.7850; small "
+        "ahead by more than the margin in 2 of 2 epochs; margin 0.0200")
+    assert analysis.curves_verdicts(runs, -9) == []  # no curve there

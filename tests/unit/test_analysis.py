@@ -539,6 +539,27 @@ def test_variants_split_a_study_along_its_extra_axis(tmp_path):
     assert "augment = True): 3 of 4 trials" in augmented.provenance_note()
 
 
+def test_study_data_keeps_its_trials_and_variants_split_them_without_expanding_again(
+        tmp_path, monkeypatch):
+    spec = {"name": "aug", "base": {"data": "synthetic", "train_subset": 256, "num_epochs": 1},
+            "grid": [{"augment": [False, True], "batch_size": [4, 64],
+                      "base_lr": {"pow2": [-5, -4]}, "seed": [0]}]}
+    study = Study.from_mapping(spec, "scaled")
+    data = analysis.study_data(study, results_dir=tmp_path)  # nothing stored
+    assert data.trials == tuple(study.trials()) and data.total == 8 and data.missing == 8
+
+    def expand(*args):
+        raise AssertionError("the grid was expanded again")
+
+    monkeypatch.setattr(analysis.cells, "validate_study", expand)
+    sides = analysis.variants(data)
+    assert [len(side.trials) for side in sides.values()] == [4, 4]
+    assert all({c.augment for c in side.trials} == {side.selection == "augment = True"}
+               for side in sides.values())
+    part = analysis.subset(data, lambda config: config.batch_size == 64)
+    assert part.total == 4 and part.selection == "" and part.frame.empty
+
+
 def test_variants_leave_a_study_without_extra_axis_whole(stored):
     sides = analysis.variants(stored)
     assert list(sides) == [analysis.study_label(stored.study)]

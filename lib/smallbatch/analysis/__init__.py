@@ -90,3 +90,24 @@ __all__ += ["PAPER_GRID_BATCH_SIZES", "TARGET_GRID_SPEEDUP", "TARGET_RATE_RATIO"
             "gpu_against_cpu_text", "hours_notes", "load_engine_benchmarks",
             "paper_grid_examples", "paper_grid_hours", "reference_ceiling", "seed_packing",
             "throughput_machine", "throughput_table", "vmap_against_grouped"]
+
+# --- thin-experiments ---
+from .cells import subset
+from .runset import (CURVE, GHOST_CURVE, RunSet, bn_pairs, frames, margins, run_sets,
+                     under_one_margin)
+from .experiments import (batch_lr_studies, batch_lr_verdicts, best_lr_table, curves_at_best,
+                          curves_verdicts, fall_with_m_text, ghost_edges_text, ghost_verdicts,
+                          last_epoch_table, lowest_loss_text, lowest_training_loss,
+                          margins_style, protocol_tables, resting_margins, stored_trials,
+                          study_notes, verdict_counts, warmup_edges, warmup_sets,
+                          warmup_side_by_side, warmup_steps_text, warmup_verdicts,
+                          weight_decay_table, window_edges)
+
+__all__ += ["subset", "CURVE", "GHOST_CURVE", "RunSet", "bn_pairs", "frames", "margins",
+            "run_sets", "under_one_margin", "batch_lr_studies", "batch_lr_verdicts",
+            "best_lr_table", "curves_at_best", "curves_verdicts", "fall_with_m_text",
+            "ghost_edges_text", "ghost_verdicts", "last_epoch_table", "lowest_loss_text",
+            "lowest_training_loss", "margins_style", "protocol_tables", "resting_margins",
+            "stored_trials", "study_notes", "verdict_counts", "warmup_edges", "warmup_sets",
+            "warmup_side_by_side", "warmup_steps_text", "warmup_verdicts",
+            "weight_decay_table", "window_edges"]

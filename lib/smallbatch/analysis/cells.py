@@ -25,11 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..store import load_records, trials_frame
-from ..studies import Study, load_study, validate_study
+from ..store import epochs_frame, load_records, trials_frame
+from ..studies import Study, load_study, run_study, validate_study
 from ..train import TrainConfig, config_hash
 
-__all__ = ["StudyData", "study_data", "variants", "compared_runs", "load_or_run",
+__all__ = ["StudyData", "study_data", "variants", "subset", "compared_runs", "load_or_run",
            "study_label", "cell_summary", "seed_spread", "noise_margin", "NEAR_BEST",
            "best_per_batch", "good_range", "cell_columns", "edges_reached", "edges_overview",
            "MARGIN_FLOOR", "short_windows", "fall_with_m", "seed_gaps", "seed_gap_grid", "best_first", "curve_columns",
@@ -52,7 +52,9 @@ class StudyData:
 
     ``frame``: one row per stored trial of the study (``results.trials_frame`` columns plus
     ``log2_base_lr`` and ``score``); ``missing``: the trials with no record yet;
-    ``commits``: the code commits that produced the records; ``problems``: unreadable records.
+    ``commits``: the code commits that produced the records; ``problems``: unreadable records;
+    ``trials``: the study's grid, expanded and validated once (every trial, stored or not),
+    so that what reads the data later need not expand it again.
     """
 
     study: Study
@@ -62,6 +64,7 @@ class StudyData:
     commits: tuple[str, ...]
     problems: list[str]
     num_classes: int
+    trials: tuple[TrainConfig, ...]  # the grid's configs, validated (study_data)
     results: list = dataclasses.field(default_factory=list)  # the stored TrainResults
     selection: str = ""  # for one side of a study (see :func:`variants`), e.g. "augment = True"
 
@@ -97,7 +100,7 @@ def study_data(study: str | Study, scale: str = "scaled", *, results_dir=None,
         study = load_study(study, scale)
     if num_classes is None:
         num_classes = NUM_CLASSES[study.base.data]
-    trials = validate_study(study)
+    trials = tuple(validate_study(study))
     wanted = {config_hash(c) for c in trials}
     records = load_records(results_dir or study.results_dir, warn=False)
     kept = [r for h, r in records.results.items() if h in wanted and r.status != "failed"]
@@ -109,7 +112,7 @@ def study_data(study: str | Study, scale: str = "scaled", *, results_dir=None,
     commits = _commits(frame)
     return StudyData(study, frame, total=len(trials), missing=len(trials) - len(kept),
                      commits=commits, problems=records.problems, num_classes=num_classes,
-                     results=kept)
+                     trials=trials, results=kept)
 
 
 CELL_AXES = ("batch_size", "base_lr", "seed")  # what a chapter's curves are drawn over
@@ -139,26 +142,32 @@ def variants(data: StudyData, axes=None) -> dict[str, StudyData]:
     if not axes:
         return {label: data}
 
-    def key(obj) -> tuple:
-        return tuple(getattr(obj, axis) for axis in axes)
+    def key(config: TrainConfig) -> tuple:
+        return tuple(getattr(config, axis) for axis in axes)
 
-    trials = validate_study(data.study)
     out = {}
-    for value in sorted({key(c) for c in trials}):
-        wanted = [c for c in trials if key(c) == value]
-        kept = [r for r in data.results if key(r.config) == value]
-        frame = data.frame
-        if not frame.empty:
-            mask = np.ones(len(frame), dtype=bool)
-            for axis, v in zip(axes, value):
-                mask &= (frame[axis] == v).to_numpy()
-            frame = frame[mask].reset_index(drop=True)
+    for value in sorted({key(c) for c in data.trials}):
         side = ", ".join(_axis_value_label(a, v) for a, v in zip(axes, value))
-        out[f"{label}, {side}"] = dataclasses.replace(
-            data, frame=frame, total=len(wanted), missing=len(wanted) - len(kept),
-            commits=_commits(frame), results=kept,
-            selection=", ".join(f"{a} = {v}" for a, v in zip(axes, value)))
+        out[f"{label}, {side}"] = subset(
+            data, lambda config, value=value: key(config) == value,
+            ", ".join(f"{a} = {v}" for a, v in zip(axes, value)))
     return out
+
+
+def subset(data: StudyData, keep, selection: str | None = None) -> StudyData:
+    """The part of ``data`` whose trials ``keep(config)`` accepts: its trials, records,
+    frame rows (in their order), counts and commits. ``selection`` names the part in
+    provenance notes (None: keep ``data``'s)."""
+    trials = tuple(c for c in data.trials if keep(c))
+    kept = [r for r in data.results if keep(r.config)]
+    frame = data.frame
+    if not frame.empty:
+        hashes = {r.config_hash for r in kept}
+        frame = frame[frame["config_hash"].isin(hashes).to_numpy()].reset_index(drop=True)
+    return dataclasses.replace(
+        data, frame=frame, total=len(trials), missing=len(trials) - len(kept),
+        commits=_commits(frame), trials=trials, results=kept,
+        selection=data.selection if selection is None else selection)
 
 
 def compared_runs(studies) -> dict[str, StudyData]:
@@ -271,8 +280,9 @@ def noise_margin(frame: pd.DataFrame, test_size: int | None = None) -> float:
         if spread is not None:
             return max(MARGIN_FLOOR, 2 * spread)
     if test_size:
-        scores = frame.loc[frame["status"] == "complete", "score"]
-        level = min(1.0, float(scores.max())) if len(scores) else 0.9
+        # (a frame with no stored trial has no score column)
+        scores = frame.loc[frame["status"] == "complete", "score"] if len(frame) else None
+        level = min(1.0, float(scores.max())) if scores is not None and len(scores) else 0.9
         return MARGIN_FLOOR + 2 * math.sqrt(level * (1 - level) / test_size)
     return MARGIN_FLOOR
 
@@ -444,8 +454,6 @@ def load_or_run(study_name: str, scale: str, *, data_root=None, progress: bool =
     """
     import tempfile
 
-    from ..studies import run_study
-
     study = load_study(study_name, scale)
     if scale != "smoke":
         return study_data(study)
@@ -474,8 +482,6 @@ def curves_by_batch(data: StudyData, log2_base_lr) -> pd.DataFrame:
     own (a dict m -> log2 eta_tilde), median over seeds. Columns: batch_size, log2_base_lr,
     epoch, steps (SGD steps so far), examples_seen, train_loss, test_accuracy, seeds (runs
     with that epoch; a diverged run ends early)."""
-    from ..store import epochs_frame
-
     return curves_from_epochs(epochs_frame(data.results), log2_base_lr)
 
 

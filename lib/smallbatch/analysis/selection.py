@@ -25,8 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .cells import best_per_batch, cell_columns, cell_summary, ghost_table, with_bn_batch
-from .claims import Verdict
+from .cells import (best_per_batch, cell_columns, cell_summary, curves_from_epochs, ghost_table,
+                    good_range, with_bn_batch)
+from .claims import (Verdict, verdict_curves_small_ahead, verdict_equal_steps,
+                     verdict_range_shrinks, verdict_warmup)
 
 __all__ = ["RESAMPLES", "held_out_best", "bests", "resample_seeds", "Assessed", "assess",
            "assess_together", "held_out_overview", "Make", "on_bests", "range_reader", "warmup_reader", "equal_steps_reader",
@@ -297,9 +299,6 @@ def range_reader(margin: float, edges: pd.DataFrame | None) -> Make:
     """:func:`~smallbatch.analysis.verdict_range_shrinks` on one frame: the octaves within
     ``margin`` of each m's own best, over all cells (it chooses no single best, so
     :func:`assess` reads it with ``held_out=False``)."""
-    from .cells import good_range
-    from .claims import verdict_range_shrinks
-
     def make(frames, held_out):
         (frame,) = frames.values()
         cells = _cells(frame)
@@ -313,8 +312,6 @@ def warmup_reader(which: int, margin: float, edges_with: pd.DataFrame | None,
     """One of :func:`~smallbatch.analysis.verdict_warmup`'s two verdicts (``which``: 0,
     helps; 1, does not close the gap) from frames ``{"with": ..., "without": ...}``; the
     small-batch bar is the best over m <= ``small_batches`` without warm-up."""
-    from .claims import verdict_warmup
-
     def make(frames, held_out):
         best_with = bests(frames["with"], held_out)
         best_without = bests(frames["without"], held_out)
@@ -330,8 +327,6 @@ def warmup_reader(which: int, margin: float, edges_with: pd.DataFrame | None,
 
 def equal_steps_reader(reference: int, margin: float, edges: pd.DataFrame | None) -> Make:
     """:func:`~smallbatch.analysis.verdict_equal_steps` (its Verdict) on one frame."""
-    from .claims import verdict_equal_steps
-
     def make(frames, held_out):
         (frame,) = frames.values()
         return verdict_equal_steps(bests(frame, held_out), reference, margin, edges)[0]
@@ -343,9 +338,6 @@ def curves_reader(log2_base_lr: int, margin: float, num_epochs: int,
     """:func:`~smallbatch.analysis.verdict_curves_small_ahead` at one eta_tilde, from a
     per-epoch frame (``store.epochs_frame``; its runs are what the bootstrap redraws). It
     chooses no best: read it with ``held_out=False``."""
-    from .cells import curves_from_epochs
-    from .claims import verdict_curves_small_ahead
-
     def make(frames, held_out):
         (epochs,) = frames.values()
         return verdict_curves_small_ahead(curves_from_epochs(epochs, log2_base_lr), margin,

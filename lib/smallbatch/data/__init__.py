@@ -19,10 +19,11 @@ from .imagenet import StreamedImageData
 from .readers import (CIFAR10_CLASSES, CIFAR10_JPEG_TARBALL, FASHION_MNIST_CLASSES,
                       NO_DATA_ENV, data_switched_off, default_cache_dir, default_data_root)
 from .registry import (DATASET_LABELS, DATASETS, NUM_CLASSES, REGISTRY, DataSet, load_data,
-                       train_size)
+                       num_test, train_size)
 
 __all__ = ["AUGMENT_PAD", "CIFAR10_CLASSES", "CIFAR10_JPEG_TARBALL", "DATASETS",
            "DATASET_LABELS", "DataError", "DataSet", "FASHION_MNIST_CLASSES", "ImageData",
            "NO_DATA_ENV", "NUM_CLASSES", "REGISTRY", "StreamedImageData", "TensorImageData",
            "crop_with_offsets", "data_switched_off", "default_cache_dir", "default_data_root",
-           "hflip_where", "load_data", "pad_crop_flip", "stratified_subset", "train_size"]
+           "hflip_where", "load_data", "pad_crop_flip", "stratified_subset", "num_test",
+           "train_size"]

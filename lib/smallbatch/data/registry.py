@@ -33,25 +33,28 @@ class DataSet:
     train_size: int | None       # training examples; None: only its files tell (ImageNet)
     on_disk: bool                # False: generated here (the synthetic sets)
     read: Callable[[Path, bool], dict] | None  # (data root, download) -> arrays; None: streamed
+    test_size: int | None = None  # test examples; None: only its files tell (ImageNet)
 
 
 # The JPEG re-encoding of CIFAR-10 loses detail (quality 75, 4:2:0 chroma), so its label
 # keeps its results from ever passing for original CIFAR-10 ones.
 REGISTRY: Mapping[str, DataSet] = types.MappingProxyType({row.name: row for row in (
     DataSet("fashion-mnist", "Fashion-MNIST", 10, readers._FASHION_MNIST_COUNTS["train"], True,
-            readers._load_fashion_mnist),
+            readers._load_fashion_mnist, readers._FASHION_MNIST_COUNTS["test"]),
     DataSet("cifar10", "CIFAR-10", 10, 50_000, True,
-            lambda root, download: readers._load_cifar("cifar10", root, download)),
+            lambda root, download: readers._load_cifar("cifar10", root, download), 10_000),
     DataSet("cifar100", "CIFAR-100", 100, 50_000, True,
-            lambda root, download: readers._load_cifar("cifar100", root, download)),
+            lambda root, download: readers._load_cifar("cifar100", root, download), 10_000),
     DataSet("cifar10-jpeg", "CIFAR-10 (JPEG q75)", 10, 50_000, True,
-            readers._load_cifar10_jpeg),
+            readers._load_cifar10_jpeg, 10_000),
     DataSet("synthetic", "Synthetic (smoke tests only)", readers._SYNTHETIC_NUM_CLASSES,
             readers._SYNTHETIC_COUNTS["train"], False,
-            lambda root, download: readers._synthetic_arrays("synthetic")),
+            lambda root, download: readers._synthetic_arrays("synthetic"),
+            readers._SYNTHETIC_COUNTS["test"]),
     DataSet("synthetic-rgb", "Synthetic RGB (smoke tests only)", readers._SYNTHETIC_NUM_CLASSES,
             readers._SYNTHETIC_COUNTS["train"], False,
-            lambda root, download: readers._synthetic_arrays("synthetic-rgb")),
+            lambda root, download: readers._synthetic_arrays("synthetic-rgb"),
+            readers._SYNTHETIC_COUNTS["test"]),
     DataSet("imagenet", "ImageNet", 1000, None, True, None),
 )})
 
@@ -79,6 +82,17 @@ def train_size(name: str, train_subset: int | None = None) -> int | None:
     if train_subset is not None:
         return int(train_subset)
     return row.train_size
+
+
+def num_test(name: str, test_subset: int | None = None) -> int | None:
+    """Test examples a run on ``name`` is scored on, without loading the data (as
+    :func:`train_size` for training): ``test_subset`` when given, else the data set's test
+    split; None where only its files tell (ImageNet). It sets the binomial error of one
+    accuracy (``analysis.noise_margin``)."""
+    row = _row(name)
+    if test_subset is not None:
+        return int(test_subset)
+    return row.test_size
 
 
 def load_data(

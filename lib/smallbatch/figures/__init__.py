@@ -38,3 +38,8 @@ from .widgets import live_figure
 
 __all__ += ["live_figure", "lr_scaling_live", "batch_noise_histogram", "gradient_noise_live",
             "stale_paths", "stale_gradients_live", "nqm_loss_curve", "nqm_live"]
+
+# --- thin-experiments ---
+from .experiments import accuracy_vs_lr_of, best_and_range_by_data
+
+__all__ += ["accuracy_vs_lr_of", "best_and_range_by_data"]

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..analysis.cells import best_first
+from ..data import DATASET_LABELS
 from .style import (SERIES_COLOURS, _batch_colours, _highlight_slider, _log2_axis,
                     _margin_band, _margin_line, _note_room, _short_count, _spread, _title_box,
                     _with_note)
@@ -77,6 +78,29 @@ def accuracy_vs_lr(cells: pd.DataFrame, title: str, note: str = "",
         sliders=[_highlight_slider(batch_sizes, batch_sizes, heading, pad=50,
                                    prefix="highlighted batch size: ")])
     return fig
+
+
+def accuracy_vs_lr_of(runs) -> go.Figure:
+    """:func:`accuracy_vs_lr` of one set of runs (an ``analysis.RunSet``): its cells, titled
+    by its label, with its provenance note, its chance level and its noise margin (book:
+    "Batch size against learning rate")."""
+    return accuracy_vs_lr(runs.cells, runs.label, runs.note, chance=runs.chance,
+                          margin=runs.margin)
+
+
+def best_and_range_by_data(runs: dict) -> list[go.Figure]:
+    """:func:`best_and_range` of several sets of runs (label -> ``analysis.RunSet``), one
+    figure per data set (in the order the sets first use it), each set with its own margin
+    (book: "Best accuracy and the range of good eta_tilde against m")."""
+    by_data: dict[str, list] = {}
+    for one in runs.values():
+        by_data.setdefault(one.base.data, []).append(one)
+    return [best_and_range({one.label: (one.bests, one.ranges) for one in sets},
+                           {one.label: one.margin for one in sets},
+                           "Best accuracy and the range of good η̃ against m: "
+                           f"{DATASET_LABELS[data]}",
+                           "; ".join(one.note for one in sets))
+            for data, sets in by_data.items()]
 
 
 def accuracy_heatmap(cells: pd.DataFrame, title: str, note: str = "") -> go.Figure:

@@ -18,14 +18,14 @@ import numpy as np
 import pandas as pd
 
 from .. import theory
-from ..store import epochs_frame
 from .budget import (TARGETS_BELOW_BEST, best_at_step_counts, critical_batch_text,
                      fit_at_best, fit_tradeoff, lr_saturation, targets_reached)
-from .cells import (StudyData, best_per_batch, cell_summary, compared_runs, edges_reached,
-                    load_or_run, noise_margin, study_label)
+from .cells import (StudyData, best_per_batch, compared_runs, edges_reached, load_or_run,
+                    study_label)
 from .claims import (AGREES, CANNOT_DECIDE, CAVEATS, DISAGREES, EQUIVALENT, Verdict,
                      verdict_equal_steps, verdict_small_batches_best)
 from .report import BATCH_LR_STUDIES, cost_summary, missing_note, verdict_table
+from .runset import RunSet
 from .selection import assess, equal_steps_reader
 
 __all__ = ["EQUAL_STEPS_STUDY", "EQUAL_STEPS", "load_studies", "stored_notes", "BudgetRuns",
@@ -90,20 +90,19 @@ def budget_runs(studies: dict[str, StudyData], equal: StudyData, *,
     """Each set of runs with its per-epoch records, cells, noise margin and bests: the
     fixed-epoch studies ``studies`` (by name; ``headline`` names the headline one), each
     split by :func:`compared_runs`, then ``equal``, the equal-steps study (book: "Budget
-    against batch size"). A set with no stored trial gets no statistics."""
+    against batch size"). The statistics are each set's :class:`~smallbatch.analysis.RunSet`
+    (the one pipeline every experiments chapter reads); a set with no stored trial gets
+    none."""
     if headline not in studies:
         raise ValueError(f"the headline study {headline!r} is not among {list(studies)}")
     sides = {**compared_runs(studies.values()), EQUAL_STEPS: equal}
-    epochs, cells, margins, bests = {}, {}, {}, {}
-    for label, side in sides.items():
-        if side.frame.empty:
-            continue
-        epochs[label] = epochs_frame(side.results)
-        cells[label] = cell_summary(side.frame)
-        margins[label] = noise_margin(side.frame, test_size=side.study.base.test_subset)
-        bests[label] = best_per_batch(cells[label])
-    return BudgetRuns(sides, study_label(studies[headline].study), epochs, cells, margins,
-                      bests)
+    sets = {label: RunSet.of(side, label) for label, side in sides.items()
+            if not side.frame.empty}
+    return BudgetRuns(sides, study_label(studies[headline].study),
+                      {label: s.epochs for label, s in sets.items()},
+                      {label: s.cells for label, s in sets.items()},
+                      {label: s.margin for label, s in sets.items()},
+                      {label: s.bests for label, s in sets.items()})
 
 
 # ------------------------------------------------------- section: Steps and examples to a target

@@ -2,13 +2,18 @@
 
 Tests and extends Masters and Luschi (2018), "Revisiting Small Batch Training for Deep
 Neural Networks". The map, from the research core to what the book shows. Imports go one
-way, with no cycle and no side effect at import: cli, analysis and studies use theory,
-store and the core; the core (ensemble, train) uses data, models and provenance; figures
-take DataFrames and import nothing of the package but three helpers of analysis (the
-budget's formatters; the explorer's line on a cell, which the book's script writes the same
-way; and best_first, the one rule that picks a best). One lazy import reaches across:
-analysis.load_or_run trains a smoke study (studies). Which run the noise scale measures (a
-study's best) is chosen in analysis.budget; theory imports neither analysis nor studies.
+way, down these layers, with no cycle and no side effect at import:
+
+    core (models, train, ensemble, data, provenance, store, presets, atomic)
+      < theory < studies < analysis < figures < live, cli
+
+theory imports only the core (which run the noise scale measures, a study's best, is
+chosen in analysis.budget); presets imports nothing above the core. figures draw
+DataFrames; they import the core's labels, theory (the theory chapters' live figures
+recompute what a slider sets) and a few helpers of analysis (the budget's formatters, the
+explorer's line on a cell, best_first, the engine's target ratio). One lazy import reaches
+across: analysis.load_or_run trains a smoke study (studies). tests/unit/test_layers.py
+checks theory's imports.
 
 The research core
     models       the paper's networks (ResNet-8/20/32/50, the reduced AlexNet, ghost BN)
@@ -28,8 +33,9 @@ By book part
                  measurements on real networks (gradient noise, stale gradients)
     studies/     "How the grids are trained": a study's spec (YAML grid to configs) apart
                  from its execution (executors, run_study, dry run); the study YAML files
-    analysis/    "The experiments": cell statistics, the paper's claims and their rules,
-                 the report tables
+    analysis/    "The experiments": cell statistics, one object per set of runs (RunSet),
+                 the paper's claims and their rules, each chapter's sections, the report
+                 tables
     figures/     shared style, then one module per book part
     cli          the ``smallbatch`` command line
     live         the explorer in a live Jupyter kernel (ipywidgets), with a button that

@@ -30,10 +30,8 @@ DIGITS = 4  # decimals kept of every accuracy and loss (a test set of 5,000 reso
 
 def _fixed_by_m(data: StudyData, axis: str) -> bool:
     """True if every m of the study's grid has one value of ``axis`` (equal-steps' epochs)."""
-    from ..studies import validate_study
-
     values: dict[int, set] = {}
-    for config in validate_study(data.study):
+    for config in data.trials:
         values.setdefault(config.batch_size, set()).add(getattr(config, axis))
     return all(len(v) == 1 for v in values.values())
 

@@ -10,8 +10,9 @@ import math
 import pandas as pd
 
 from ..store import busy_time
-from ..studies import Study, validate_study
-from ..train import config_hash
+from ..studies import (Study, dry_run, load_study, study_names, training_examples,
+                       validate_study)
+from ..train import config_hash, warmup_steps
 from .cells import (MARGIN_FLOOR, StudyData, _extra_axes, count_curves, seed_gaps,
                     seed_spread, spread_by_point)
 from .claims import (AGREES, CANNOT_DECIDE, CAVEATS, DISAGREES, EQUIVALENT, MIN_SEEDS,
@@ -68,9 +69,6 @@ def study_protocol(study: Study) -> pd.DataFrame:
     seeds (per grid point: one number, or how many points have the most), trials, and the SGD steps and training examples of one run; with a column of
     the other values varied where the grid has more axes (e.g. augmentation on and off), and
     one of warm-up steps where the study's runs warm up."""
-    from ..studies import training_examples
-    from ..train import warmup_steps
-
     axes = _extra_axes(study)
     rows = {}
     for config in validate_study(study):
@@ -253,9 +251,7 @@ def cost_summary(data: StudyData) -> dict:
     yet): an estimate, not a bound: a diverged trial stops early, and trials that share
     their cores with other work run slower than the stored ones did.
     """
-    from ..studies import training_examples
-
-    trials = validate_study(data.study)
+    trials = data.trials  # validated once, when the study's records were read
     stored = {config_hash(r.config) for r in data.results}
     examples = [training_examples(c) or 0 for c in trials]
     missing = sum(e for c, e in zip(trials, examples) if config_hash(c) not in stored)
@@ -412,8 +408,6 @@ def full_protocol_table() -> pd.DataFrame:
     data, model, batch norm, augmentation, weight decay, epochs, batch sizes, log2 eta_tilde
     range, trials, stored trials and training examples (None where only the data set's
     files tell its size), from each study's full-scale dry run."""
-    from ..studies import dry_run, load_study, study_names
-
     rows = []
     for name in study_names():
         if name == "smoke" or name in SCALED_ONLY_STUDIES:  # no full version

@@ -32,7 +32,7 @@ import pandas as pd
 from ..atomic import write_atomic
 from ..presets import check_scale
 from ..store import RecordError, epochs_frame, load_result, record_path, trials_frame
-from ..studies import Study, load_study, validate_study
+from ..studies import Study, load_study
 from ..train import LATER_FIELDS, TrainConfig, config_hash
 from .cells import StudyData, _extra_axes, study_data
 
@@ -113,7 +113,7 @@ def _failed_records(data: StudyData, results_dir) -> dict[str, object]:
     stored = {r.config_hash for r in data.results}
     directory = results_dir or data.study.results_dir
     failed = {}
-    for config in validate_study(data.study):
+    for config in data.trials:
         if config_hash(config) in stored or not record_path(directory, config).exists():
             continue
         try:
@@ -144,7 +144,7 @@ def _trials(data: StudyData, failed: dict) -> pd.DataFrame:
             examples_seen=result.num_steps * result.config.batch_size,
             peak_lr=result.config.peak_lr)
         rows[row["config_hash"]] = values
-    for config in validate_study(data.study):
+    for config in data.trials:
         key = config_hash(config)
         if key not in rows:
             rows[key] = {"config_hash": key, **config.to_dict(), "status": MISSING,

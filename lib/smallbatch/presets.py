@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .train import TrainConfig
+from .config import TrainConfig
 
 __all__ = ["SCALES", "check_scale", "repo_root", "study_dir", "results_dir", "quickstart", "NQMSettings",
            "nqm", "LRScalingSettings", "lr_scaling", "GradientNoiseSettings",

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .atomic import TEMPORARY_PREFIX, TEMPORARY_SUFFIX, write_atomic
-from .train import TrainConfig, TrainResult, config_hash
+from .config import TrainConfig, TrainResult, config_hash
 
 __all__ = ["RecordError", "StudyRecords", "record_path", "save_result", "load_result",
            "load_records", "busy_time", "trials_frame", "epochs_frame",

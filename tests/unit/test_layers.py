@@ -117,3 +117,18 @@ def test_presets_import_nothing_above_the_core():
                    if any(m == f"smallbatch.{a}" or m.startswith(f"smallbatch.{a}.")
                           for a in above))
     assert not found, f"presets imports upward: {found}"
+
+
+def test_records_are_read_without_torch():
+    """A stored record is read with the config and record types of smallbatch.config, which
+    import no torch (train re-exports them): reading results needs no deep-learning stack."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from smallbatch import presets, store; "
+            "r = store.load_records(presets.study_dir('resnet-bn', 'scaled'), warn=False); "
+            "assert r.results, 'no records read'; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"

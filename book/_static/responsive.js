@@ -107,6 +107,19 @@
     return (out || parts[0]) + " …";
   }
 
+  // Break a line into as few lines as at width px, but as even as they can be (no word left
+  // alone on the last line).
+  function balance(text, width, size, family) {
+    var lines = breakLine(text, width, size, family);
+    if (lines.length < 2) { return lines; }
+    var low = width / lines.length, high = width;
+    for (var i = 0; i < 12 && high - low > 2; i++) {
+      var mid = (low + high) / 2;
+      if (breakLine(text, mid, size, family).length > lines.length) { low = mid; } else { high = mid; }
+    }
+    return breakLine(text, high, size, family);
+  }
+
   var SUP = /^\s*<sup>([\s\S]*)<\/sup>\s*$/i;
 
   // Wrap plotly text (lines split by <br>; a line that is all <sup> stays <sup>, at the
@@ -115,11 +128,11 @@
     return String(text).split(/<br\s*\/?>/i).map(function (line) {
       var sup = SUP.exec(line);
       if (sup) {
-        return breakLine(sup[1], width, 0.7 * size, family).map(function (part) {
+        return balance(sup[1], width, 0.7 * size, family).map(function (part) {
           return "<sup>" + part + "</sup>";
         }).join("<br>");
       }
-      return breakLine(line, width, size, family).join("<br>");
+      return balance(line, width, size, family).join("<br>");
     }).join("<br>");
   }
 
@@ -150,7 +163,7 @@
         fixes: {},        // what the clash pass added at this width
         plotHeight: builtPlotHeight(gd),  // px, as the figure was designed
         targetPlot: null,  // px the plot area should have in the current layout
-        names: {},        // trace index -> its name as built, for the names this script wrapped
+        traces: {},       // trace attribute -> {trace index: its value as built}, where changed
         boxHeight: box && /px$/.test(box.style.height) ? box.style.height : null,
         running: null,
         again: false
@@ -173,6 +186,18 @@
     return key in st.built ? st.built[key] : copy(get(gd.layout, key));
   }
 
+  // The figure's layout keeps its title as its figure, slider or script set it (what a
+  // script or a test reads back); only the drawing has the line breaks. Plotly draws
+  // from the layout, so the wrapped text is put there for the fit's relayouts and the
+  // title as set is put back, silently, when the fit ends.
+  function holdTitle(gd, text) {
+    var layout = gd.layout;
+    if (!layout.title || typeof layout.title !== "object") {
+      layout.title = {text: titleText(layout)};
+    }
+    layout.title.text = text;
+  }
+
   // The renderer puts each figure in a <div> of the figure's height; keep the two equal.
   function setBoxHeight(gd) {
     var st = state(gd), box = gd.parentElement;
@@ -186,12 +211,14 @@
   function apply(gd, update) {
     var st = state(gd), changes = {};
     Object.keys(update).forEach(function (key) {
+      var now = get(gd.layout, key);
       if (key === "title.text") {
         st.shown = update[key];
+        now = gd._fullLayout.title.text;  // as drawn (the layout holds the title as set)
       } else if (!(key in st.built)) {
-        st.built[key] = copy(get(gd.layout, key));
+        st.built[key] = copy(now);
       }
-      if (!same(get(gd.layout, key), update[key])) { changes[key] = update[key]; }
+      if (!same(now, update[key])) { changes[key] = update[key]; }
     });
     if (!Object.keys(changes).length) { return Promise.resolve(false); }
     if ("height" in changes && typeof changes.height === "number") {
@@ -359,11 +386,15 @@
       var key = "updatemenus[" + i + "]";
       keep(key + ".y");
       u[key + ".font.size"] = PHONE.menu;
-      // a row of buttons becomes a dropdown; labels are cut to the width
+      // a row of buttons wider than the figure becomes a column; labels are cut to the width
       var buttons = menu.buttons || [];
-      if ((built(gd, key + ".type") || "dropdown") === "buttons" && buttons.length > 1) {
-        u[key + ".type"] = "dropdown";
-        u[key + ".direction"] = "down";
+      var direction = built(gd, key + ".direction") || "down";
+      if ((built(gd, key + ".type") || "dropdown") === "buttons" &&
+          (direction === "left" || direction === "right")) {
+        var row = buttons.reduce(function (sum, button) {
+          return sum + textWidth(button.label || "", PHONE.menu) + 24;
+        }, 0);
+        if (row > width - 90) { u[key + ".direction"] = "down"; }  // it starts at the plot
       }
       var room = width - 70;
       buttons.forEach(function (button, j) {
@@ -440,6 +471,7 @@
     var st = state(gd), m = measure(gd), u = {};
     var title = m.items.filter(function (i) { return i.kind === "title"; });
     var titleBottom = title.length ? Math.max.apply(null, title.map(function (i) { return i.box.bottom; })) : 0;
+    if (titleBottom) { titleBottom += st.reserve || 0; }
     var above = m.items.filter(function (i) {
       return i.kind !== "title" && i.kind !== "tick" && i.box.top < m.plotTop - 1 &&
         i.box.bottom <= m.plotTop + 4 + (i.kind === "annotation" ? 40 : 0) && !(narrow && i.kind === "legend");
@@ -449,6 +481,9 @@
     var top = gd._fullLayout._size.t, height = gd._fullLayout.height;
     var dTop = titleBottom ? titleBottom + GAP - highest : 0;
     if (!narrow && dTop < 0) { dTop = 0; }
+    // at one width the top margin only grows: a slider that retitles never moves the plot up
+    if (st.topFloor && top + dTop < st.topFloor) { dTop = st.topFloor - top; }
+    st.topFloor = Math.max(st.topFloor || 0, top + dTop);
     if (!narrow && title.length && dTop > 0 && !pinned(gd)) {
       // the title floats in the margin: hang it from the top before making room
       return apply(gd, pinTitle(gd)).then(function () { return settle(gd, narrow, round + 1); });
@@ -482,15 +517,19 @@
     });
   }
 
-  function pinned(gd) {
+  // Whether the title hangs from the top of the figure (as shown, or as built).
+  function pinned(gd, asBuilt) {
+    if (asBuilt) {
+      return built(gd, "title.yref") === "container" && built(gd, "title.y") === 1 &&
+        built(gd, "title.yanchor") === "top";
+    }
     var t = gd._fullLayout.title;
     return t.yref === "container" && t.y === 1 && t.yanchor === "top";
   }
 
   function pinTitle(gd) {
-    var pad = gd._fullLayout.title.pad || {};
     return {"title.y": 1, "title.yref": "container", "title.yanchor": "top",
-            "title.pad.t": Math.max(pad.t || 0, 12)};
+            "title.pad.t": Math.max(built(gd, "title.pad.t") || 0, 12)};
   }
 
   // One pass over what still clashes: wrap or shrink the texts concerned. Returns whether
@@ -553,11 +592,30 @@
     return best;
   }
 
+  // The titles the figure's slider steps and menu buttons set.
+  function controlTitles(gd) {
+    var out = [];
+    function take(update) {
+      if (!update || typeof update !== "object") { return; }
+      var text = typeof update["title.text"] === "string" ? update["title.text"]
+        : update.title !== undefined ? titleText(update) : null;
+      if (text) { out.push(text); }
+    }
+    (gd.layout.sliders || []).concat(gd.layout.updatemenus || []).forEach(function (control) {
+      (control.steps || control.buttons || []).forEach(function (item) {
+        var args = item.args || [];
+        if (item.method === "update") { take(args[1]); }
+        else if (item.method === "relayout") { take(args[0]); }
+      });
+    });
+    return out;
+  }
+
   function fit(gd) {
     var st = state(gd);
     var width = Math.round(gd.getBoundingClientRect().width);
     if (!width || !gd._fullLayout || !gd._fullLayout._size) { return Promise.resolve(); }
-    if (width !== st.width) { st.fixes = {}; st.titleShrink = 1; }
+    if (width !== st.width) { st.fixes = {}; st.titleShrink = 1; st.topFloor = 0; }
     var narrow = width < NARROW_PX;
     // start from the figure as built wherever this script changed it ...
     var u = {};
@@ -572,8 +630,17 @@
     var size = narrow ? PHONE.title : (built(gd, "title.font.size") || fl.title.font.size);
     var room = titleRoom(gd, width, narrow) * (st.titleShrink || 1);
     var family = fl.title.font.family;
-    var text = widest(st.raw, size, family) > room ? wrapText(st.raw, room, size, family) : st.raw;
-    if (!narrow && text !== st.raw && (st.narrow || !pinned(gd))) {
+    var fitted = function (raw) {
+      return widest(raw, size, family) > room ? wrapText(raw, room, size, family) : raw;
+    };
+    var text = fitted(st.raw);
+    // room for the longest title its sliders and menus set, so that moving one does not move
+    // the figure under the reader's finger
+    var lineCount = function (t) { return t.split(/<br\s*\/?>/i).length; };
+    var most = controlTitles(gd).reduce(function (n, t) { return Math.max(n, lineCount(fitted(t))); },
+                                        lineCount(text));
+    st.reserve = (most - lineCount(text)) * 1.3 * size;
+    if (!narrow && text !== st.raw && !pinned(gd, true)) {
       var pin = pinTitle(gd);
       Object.keys(pin).forEach(function (key) { u[key] = pin[key]; });
     }
@@ -588,32 +655,67 @@
     }
     st.narrow = narrow;
     st.width = width;
-    return rename(gd, width, narrow)
+    holdTitle(gd, text);
+    return restyleTraces(gd, width, narrow)
       .then(function () { return apply(gd, u); })
       .then(function () { return settle(gd, narrow, 0); })
-      .then(function () { return mendRounds(gd, width, narrow, 0); });
+      .then(function () { return mendRounds(gd, width, narrow, 0); })
+      .then(function () { holdTitle(gd, st.raw); });
   }
 
-  // Legend entries wider than a phone: their trace names wrapped (restyle); the names as
-  // built come back in the wide layout.
-  function rename(gd, width, narrow) {
-    var st = state(gd), indices = [], names = [];
+  // What the phone layout changes in the traces themselves: {attribute: {trace: value}}.
+  // A legend entry wider than the phone gets its name wrapped; a heatmap whose cells are
+  // narrower than their numbers shows no numbers (hover still gives each); a colour bar is
+  // thinner, its title along it.
+  function traceChanges(gd, width) {
+    var out = {name: {}, texttemplate: {}, "colorbar.thickness": {}, "colorbar.title.side": {}};
+    var st = state(gd), plotWidth = width - 64 - 14;
     (gd.data || []).forEach(function (trace, i) {
-      var name = i in st.names ? st.names[i] : trace.name, full = gd._fullData[i];
-      if (typeof name !== "string") { return; }
-      var wanted = name;
-      if (narrow && full && full.showlegend !== false) {
+      var full = gd._fullData[i] || {};
+      var name = i in (st.traces.name || {}) ? st.traces.name[i] : trace.name;
+      if (typeof name === "string" && full.showlegend !== false && full.visible !== false) {
         var room = width - 80;
-        if (textWidth(name, PHONE.legend) > room) { wanted = wrapText(name, room, PHONE.legend); }
+        if (textWidth(name, PHONE.legend) > room) {
+          out.name[i] = wrapText(name, room, PHONE.legend);
+        }
       }
-      if (wanted !== trace.name) {
-        if (!(i in st.names)) { st.names[i] = name; }
-        indices.push(i);
-        names.push(wanted);
+      if (full.type === "heatmap" && full.showscale !== false) {
+        out["colorbar.thickness"][i] = 12;
+        out["colorbar.title.side"][i] = "right";
+        plotWidth -= 60;
+      }
+      var template = i in (st.traces.texttemplate || {}) ? st.traces.texttemplate[i] : trace.texttemplate;
+      if (full.type === "heatmap" && template && Array.isArray(trace.x)) {
+        var size = (full.textfont && full.textfont.size) || 12, texts = [].concat.apply([], trace.text || []);
+        var longest = texts.reduce(function (w, t) { return Math.max(w, textWidth(String(t), size)); }, 0);
+        if (plotWidth / trace.x.length < longest + 2) { out.texttemplate[i] = ""; }
       }
     });
-    if (!indices.length) { return Promise.resolve(); }
-    return Promise.resolve(Plotly.restyle(gd, {name: names}, indices));
+    return out;
+  }
+
+  // Set the trace attributes the phone layout wants; put back, as built, those it no
+  // longer wants (all of them in the wide layout).
+  function restyleTraces(gd, width, narrow) {
+    var st = state(gd), wanted = narrow ? traceChanges(gd, width) : {}, chain = Promise.resolve();
+    var attributes = Object.keys(st.traces);
+    Object.keys(wanted).forEach(function (a) { if (attributes.indexOf(a) < 0) { attributes.push(a); } });
+    attributes.forEach(function (attribute) {
+      var record = st.traces[attribute] = st.traces[attribute] || {}, want = wanted[attribute] || {};
+      var indices = [], values = [];
+      (gd.data || []).forEach(function (trace, i) {
+        var value = i in want ? want[i] : i in record ? record[i] : undefined;
+        if (value === undefined) { return; }
+        if (!(i in record)) { record[i] = copy(get(trace, attribute)); }
+        if (!same(get(trace, attribute), value)) { indices.push(i); values.push(value); }
+      });
+      if (indices.length) {
+        var update = {};
+        update[attribute] = values;
+        chain = chain.then(function () { return Plotly.restyle(gd, update, indices); });
+      }
+    });
+    return chain;
   }
 
   function mendRounds(gd, width, narrow, round) {
@@ -643,13 +745,19 @@
   // A title set from outside (a slider step, a menu button, explorer.js): keep it as the
   // figure's own and wrap it again.
   function retitled(gd, layoutUpdate) {
-    if (!layoutUpdate) { return; }
     var st = state(gd), text = null;
-    if (typeof layoutUpdate["title.text"] === "string") { text = layoutUpdate["title.text"]; }
-    else if (layoutUpdate.title !== undefined) { text = titleText(layoutUpdate); }
-    if (text === null || text === st.shown) { return; }
-    st.raw = text;
-    schedule(gd);
+    if (layoutUpdate && typeof layoutUpdate["title.text"] === "string") {
+      text = layoutUpdate["title.text"];
+    } else if (layoutUpdate && layoutUpdate.title !== undefined) {
+      text = titleText(layoutUpdate);
+    }
+    if (text !== null && text !== st.shown) {
+      st.raw = text;
+      schedule(gd);
+    } else if (!st.running && st.shown !== null && gd._fullLayout.title.text !== st.shown) {
+      // another relayout drew the title from the layout, unwrapped: wrap it again
+      schedule(gd);
+    }
   }
 
   function attach(gd) {
@@ -657,6 +765,7 @@
     state(gd);
     gd.on("plotly_relayout", function (update) { retitled(gd, update); });
     gd.on("plotly_update", function (update) { retitled(gd, update && update.layout); });
+    gd.on("plotly_afterplot", function () { retitled(gd, null); });
     if (window.ResizeObserver) {
       new ResizeObserver(function () {
         var width = Math.round(gd.getBoundingClientRect().width);

@@ -357,6 +357,10 @@
         cell.ny = [top - cellHeight / newPlot, top];
         cell.axes.forEach(function (axis) {
           u[axis + ".domain"] = axis.charAt(0) === "x" ? [0, 1] : cell.ny.slice();
+          // a panel that shared its neighbour's tick labels stands alone now: its own
+          if (built(gd, axis + ".matches") && built(gd, axis + ".showticklabels") === false) {
+            u[axis + ".showticklabels"] = true;
+          }
         });
       });
       (gd.layout.annotations || []).forEach(function (a, i) {
@@ -653,6 +657,11 @@
     if (!narrow) {
       Object.keys(st.fixes).forEach(function (key) { u[key] = st.fixes[key]; });
     }
+    if (narrow || typeof gd.layout.width === "number") {
+      // drawn at the column's width, set here: plotly's own resize gives up on a figure
+      // whose layout has both a width and a height
+      u.width = width;
+    }
     st.narrow = narrow;
     st.width = width;
     holdTitle(gd, text);
@@ -769,9 +778,7 @@
     if (window.ResizeObserver) {
       new ResizeObserver(function () {
         var width = Math.round(gd.getBoundingClientRect().width);
-        if (width && width !== state(gd).width) {
-          Promise.resolve(Plotly.Plots.resize(gd)).then(function () { schedule(gd); });
-        }
+        if (width && width !== state(gd).width) { schedule(gd); }
       }).observe(gd);
     }
     schedule(gd);

@@ -400,7 +400,7 @@
         }, 0);
         if (row > width - 90) { u[key + ".direction"] = "down"; }  // it starts at the plot
       }
-      var room = width - 70;
+      var room = width - 120;  // from the plot's left edge, less the arrow and padding
       buttons.forEach(function (button, j) {
         var label = built(gd, key + ".buttons[" + j + "].label");
         if (typeof label === "string" && textWidth(label, PHONE.menu) > room) {
@@ -494,9 +494,10 @@
     }
     var dBottom = 0, dPlot = 0, titleTop = title.length
       ? Math.min.apply(null, title.map(function (i) { return i.box.top; })) : GAP;
-    if (titleTop < 2 && round < 4) {
-      // plotly moves a title of several lines up by half of the extra lines: push it down
-      u["title.pad.t"] = Math.round((gd._fullLayout.title.pad.t || 0) + GAP - titleTop);
+    if ((titleTop < 2 || (narrow && title.length && Math.abs(titleTop - GAP) > 2)) && round < 4) {
+      // plotly moves a title of several lines up by about half of the extra lines (less for
+      // <sup> lines): on a phone its first line is set GAP px from the top
+      u["title.pad.t"] = Math.max(0, Math.round((gd._fullLayout.title.pad.t || 0) + GAP - titleTop));
     }
     if (narrow && st.targetPlot) { dPlot = st.targetPlot - gd._fullLayout._size.h; }
     if (narrow) {

@@ -59,7 +59,7 @@ NOTE_LINE_PX = 24
 _SUP_LINE = re.compile(r"^\s*<sup>(.*?)</sup>\s*$", re.DOTALL)
 # A provenance note as smallbatch.analysis.StudyData.provenance_note writes it (several
 # are joined with "; ").
-_PROVENANCE = re.compile(r"^study \S+ \(.*?\): \d+ of \d+ trials stored; code commit")
+_PROVENANCE = re.compile(r"^study \S+ \(.*?\): \d+ of \d+ trials stored\b")
 
 
 def split_note(title: str) -> tuple[str, str]:

@@ -144,7 +144,7 @@ def test_which_studies_have_full_scale_runs():
     def data(name, total, missing):
         return analysis.StudyData(SimpleNamespace(name=name, scale="full"), pd.DataFrame(),
                                   total=total, missing=missing, commits=(), problems=[],
-                                  num_classes=10)
+                                  num_classes=10, trials=())
 
     table = analysis.full_scale_status([data("a", 10, 3), data("b", 4, 0)])
     assert table.loc["a"].tolist() == [7, 10, "smallbatch sweep a --scale full"]

@@ -12,10 +12,14 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
+
+from ..store import MeasurementError
+from .checkpoints import Checkpoint
 
 __all__ = ["CHUNK", "powers_of_two", "StaleGradientConfig", "FlatModel", "SecondOrderTerms",
            "second_order_terms", "small_steps", "compare_paths", "paths_on_draw",

@@ -47,6 +47,7 @@ from smallbatch.studies import load_study, study_names
 from smallbatch.train import config_hash, train
 
 CANDIDATES = 8
+MIN_ACCURACY = 0.5  # complete trials reproduced: well above chance (see candidate)
 MAX_STEPS = 640
 
 
@@ -90,7 +91,10 @@ def candidate(trial) -> bool:
     if result.num_steps > MAX_STEPS:
         return False
     if result.status == "complete":
-        return result.provenance.get("ensemble_size", 1) == 1
+        # a run that ends near chance (10 classes) is chaotic: on another CPU the rounding
+        # alone moved one alexnet-bn trial from 0.19 to 0.22 (CI on an Intel host, 2026-12-06)
+        return (result.provenance.get("ensemble_size", 1) == 1
+                and result.test_accuracy >= MIN_ACCURACY)
     return result.diverged_epoch == 1
 
 

@@ -57,15 +57,6 @@ def data64(data32):
                                test_x=data32.test_x.double())
 
 
-@pytest.fixture
-def float64():
-    """Models built while this is active hold float64 parameters (train() included)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 _references: dict[TrainConfig, object] = {}
 
 

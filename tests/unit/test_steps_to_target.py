@@ -36,14 +36,6 @@ def data64(data32):
                                validation_x=data32.validation_x.double())
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 # the validation split ---------------------------------------------------------------------
 
 def test_validation_is_the_other_stratified_half_of_the_test_images():

@@ -173,17 +173,16 @@ def train_ensemble(configs: Sequence[TrainConfig], *, data: ImageData | None = N
         reached = [k for k in range(members) if active[k]
                    and shared.stop_accuracy is not None
                    and val_accuracies[k] >= shared.stop_accuracy]
-        ending = set(reached) if step < total_steps or not step_resolved else set(
-            k for k in range(members) if active[k])
-        if test is None and ending:
+        last = step_resolved and step == total_steps  # every running member ends here
+        ending = {k for k in range(members) if active[k] and (last or k in reached)}
+        at_epoch_end = test is not None  # the epoch end's test metrics, for every member
+        if not at_epoch_end and ending:
             test = timed_evaluate("test")
-        else:
-            ending = set(range(members)) if test is not None else ending
         now = time.perf_counter() - start
         for k in range(members):
             if not active[k]:
                 continue
-            with_test = test is not None and k in ending
+            with_test = at_epoch_end or k in ending
             evaluations[k].append(EvalPoint(
                 step=step, examples_seen=step * batch_size,
                 validation_loss=val_losses[k], validation_accuracy=val_accuracies[k],
